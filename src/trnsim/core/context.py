@@ -1,0 +1,274 @@
+"""The state of one kernel launch: target, instruction stream, loops, engine registers, diagnostics."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..timing.arch import Arch, get_arch
+from .errors import NkiError, NkiRaceError, NkiWarning
+from .instruction import Access, Instruction
+from .memory import Storage, _ids
+from .source import SourceLoc, caller_location
+
+
+@dataclass
+class Diagnostic:
+    """A warning collected during a run (also emitted as a Python warning once per source line)."""
+
+    code: str
+    message: str
+    loc: SourceLoc
+
+    def __str__(self) -> str:
+        return f"{self.loc}: [{self.code}] {self.message}"
+
+
+class LoopFrame:
+    """One active loop. Affine frames record accesses to outside storages per iteration to find races."""
+
+    __slots__ = ("kind", "iteration", "first_id", "records", "loc", "trip")
+
+    def __init__(self, kind: str, loc: SourceLoc, trip: int) -> None:
+        self.kind = kind
+        self.iteration = -1
+        self.first_id = next(_ids)  # storages with a larger id were allocated inside this loop
+        self.records: dict[int, _AccessLog] = {}
+        self.loc = loc
+        self.trip = trip
+
+
+class _AccessLog:
+    """Boxes touched in one storage, per loop iteration, as growable NumPy arrays (vectorised checks)."""
+
+    __slots__ = ("boxes", "n", "accesses")
+
+    def __init__(self) -> None:
+        self.boxes = np.empty((8, 6), dtype=np.int64)  # iteration, kind, p_lo, p_hi, f_lo, f_hi
+        self.n = 0
+        self.accesses: list[tuple[Access, Any, SourceLoc]] = []
+
+    def add(self, it: int, kind: int, acc: Access, tensor: Any, loc: SourceLoc) -> None:
+        if self.n == len(self.boxes):
+            self.boxes = np.concatenate([self.boxes, np.empty_like(self.boxes)])
+        self.boxes[self.n] = (it, kind, acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
+        self.n += 1
+        self.accesses.append((acc, tensor, loc))
+
+
+READ, WRITE, ACCUM = 0, 1, 2
+_KIND_NAMES = {READ: "read", WRITE: "write", ACCUM: "accumulate"}
+
+
+class Run:
+    """Everything one kernel launch (one program of a grid, or one core of an LNC=2 launch) shares."""
+
+    def __init__(
+        self,
+        arch: Arch | str | None = None,
+        *,
+        numerics: bool = True,
+        check_races: bool = True,
+        kernel_name: str = "kernel",
+        api: str = "legacy",
+    ) -> None:
+        self.arch = get_arch(arch)
+        self.numerics = numerics
+        self.check_races = check_races
+        self.kernel_name = kernel_name
+        self.api = api
+        self.stream: list[Instruction] = []
+        self.core = 0
+        self.grid: tuple[int, ...] = ()
+        self.program_id: tuple[int, ...] = ()
+        self.num_cores = 1
+        self.loops: list[LoopFrame] = []
+        self.diagnostics: list[Diagnostic] = []
+        self._warned: set[tuple[str, SourceLoc]] = set()
+        self.storages: list[Storage] = []
+        self.scalar_acc: dict[int, np.ndarray] = {}
+        self.vector_acc: dict[int, np.ndarray] = {}
+        self.rng = np.random.default_rng(0)
+        self.printed: list[str] = []
+        self.extra: dict[str, Any] = {}
+        self._shared_hbm: list[Any] = []
+        self._shared_hbm_next = 0
+
+    # ------------------------------------------------------------------ SPMD-shared HBM allocations
+    def begin_program(self) -> None:
+        self._shared_hbm_next = 0
+
+    def shared_hbm_lookup(self, shape: tuple, dtype: Any) -> Any:
+        """In programs after the first, the k-th shared_hbm allocation is the first program's k-th one."""
+        k = self._shared_hbm_next
+        if k < len(self._shared_hbm):
+            t = self._shared_hbm[k]
+            if tuple(t.shape) == tuple(shape) and t.dtype == dtype:
+                self._shared_hbm_next += 1
+                return t
+        return None
+
+    def shared_hbm_record(self, t: Any) -> None:
+        self._shared_hbm.append(t)
+        self._shared_hbm_next = len(self._shared_hbm)
+
+    # ------------------------------------------------------------------ diagnostics
+    def warn(self, code: str, message: str, loc: SourceLoc | None = None) -> None:
+        loc = loc or caller_location(2)
+        key = (code, loc)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.diagnostics.append(Diagnostic(code, message, loc))
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", NkiWarning)
+            warnings.warn_explicit(f"[{code}] {message}", NkiWarning, loc.file, loc.line, module="trnsim")
+
+    # ------------------------------------------------------------------ registers
+    def accumulator(self, engine: str) -> np.ndarray:
+        regs = self.scalar_acc if engine == "Scalar" else self.vector_acc
+        acc = regs.get(self.core)
+        if acc is None:
+            acc = np.zeros(128, dtype=np.float32)
+            regs[self.core] = acc
+        return acc
+
+    # ------------------------------------------------------------------ the stream
+    def emit(self, instr: Instruction) -> Instruction:
+        instr.idx = len(self.stream)
+        instr.core = self.core
+        if self.loops:
+            instr.iteration = tuple(f.iteration for f in self.loops)
+            if self.check_races:
+                for frame in self.loops:
+                    if frame.kind == "affine":
+                        self._check_race(frame, instr)
+        self.stream.append(instr)
+        return instr
+
+    def retarget(self, instr: Instruction, index: int, access: Access) -> None:
+        """Point an already emitted instruction's write at another region (legacy tile assignment)."""
+        instr.writes[index] = access
+        if self.check_races and self.loops:
+            probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
+            for frame in self.loops:
+                if frame.kind == "affine":
+                    self._check_race(frame, probe)
+
+    # ------------------------------------------------------------------ loops and races
+    @contextmanager
+    def loop(self, kind: str, trip: int, loc: SourceLoc) -> Iterator[LoopFrame]:
+        frame = LoopFrame(kind, loc, trip)
+        self.loops.append(frame)
+        try:
+            yield frame
+        finally:
+            self.loops.remove(frame)
+
+    def _check_race(self, frame: LoopFrame, instr: Instruction) -> None:
+        it = frame.iteration
+        for kind, accesses in ((READ, instr.reads), (WRITE, instr.writes)):
+            for acc in accesses:
+                st = acc.storage
+                if st.id >= frame.first_id:
+                    continue  # allocated inside the loop: private to each iteration
+                k = ACCUM if (kind == WRITE and acc.accumulate) else kind
+                log = frame.records.get(st.id)
+                if log is None:
+                    log = frame.records[st.id] = _AccessLog()
+                elif log.n:
+                    self._conflicts(frame, log, it, k, acc, instr)
+                log.add(it, k, acc, acc.tensor, instr.loc)
+
+    def _conflicts(self, frame: LoopFrame, log: _AccessLog, it: int, k: int, acc: Access, instr: Instruction) -> None:
+        b = log.boxes[: log.n]
+        other_iter = b[:, 0] != it
+        if k == READ:
+            relevant = b[:, 1] != READ
+        elif k == ACCUM:
+            relevant = b[:, 1] != ACCUM
+        else:
+            relevant = np.ones(log.n, dtype=bool)
+        hit = (
+            other_iter
+            & relevant
+            & (b[:, 2] < acc.p_hi)
+            & (acc.p_lo < b[:, 3])
+            & (b[:, 4] < acc.f_hi)
+            & (acc.f_lo < b[:, 5])
+        )
+        if not hit.any():
+            return
+        for j in np.flatnonzero(hit):
+            prev, prev_tensor, prev_loc = log.accesses[j]
+            if prev_tensor is not None and acc.tensor is not None:
+                common = np.intersect1d(prev_tensor.element_offsets(), acc.tensor.element_offsets())
+                if common.size == 0:
+                    continue
+            prev_kind = _KIND_NAMES[int(b[j, 1])]
+            raise NkiRaceError(
+                f"loop-carried dependency inside affine_range: {_KIND_NAMES[k]} of "
+                f"{acc.storage.buffer.name} tensor '{acc.storage.name}' in iteration {it} touches the same "
+                f"location as a {prev_kind} in iteration {int(b[j, 0])} (at {prev_loc.short}); iterations of "
+                f"an affine_range loop may run in any order or in parallel",
+                code="err_unexpected_output_dependencies",
+                values={
+                    "tensor": acc.storage.name,
+                    "partitions": (acc.p_lo, acc.p_hi),
+                    "bytes": (acc.f_lo, acc.f_hi),
+                    "loop": str(frame.loc),
+                },
+                loc=instr.loc,
+                hint="use nl.sequential_range for loops that carry a dependency, or give each iteration "
+                "its own slice of the tensor",
+            )
+
+
+_state = threading.local()
+
+
+def current() -> Run:
+    """The active run; NKI APIs called outside a kernel raise err_nki_api_outside_of_nki_kernel."""
+    run = getattr(_state, "run", None)
+    if run is None:
+        raise NkiError(
+            "NKI API called outside of an NKI kernel",
+            code="err_nki_api_outside_of_nki_kernel",
+            hint="call it inside a function decorated with @nki.jit (or run it via trnsim.simulate_kernel)",
+        )
+    return run
+
+
+def maybe_current() -> Run | None:
+    return getattr(_state, "run", None)
+
+
+@contextmanager
+def activate(run: Run) -> Iterator[Run]:
+    prev = getattr(_state, "run", None)
+    _state.run = run
+    try:
+        yield run
+    finally:
+        _state.run = prev
+
+
+@dataclass
+class LaunchResult:
+    """What a launch leaves behind besides its outputs: the runs (one per program/core) and diagnostics."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def stream(self) -> list[Instruction]:
+        return [i for r in self.runs for i in r.stream]
+
+
+_counter = itertools.count()

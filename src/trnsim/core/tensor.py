@@ -1,0 +1,228 @@
+"""Tensors: views over a Storage.
+
+A `Tensor` is a NumPy view (basic indexing, transposes, reshapes) of its storage's data, plus the matching
+view of the storage's written-mask. Truly indirect accesses (tile-valued indices) are expressed with an
+`index` tuple of integer arrays applied to the view (gather on read, scatter on write).
+Front ends subclass `Tensor` to add their language surface (legacy operators and arange indexing, current
+API view methods); the ISA layer only relies on what is defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .memory import ACC_OPEN, WRITTEN, Buffer, Mem, Storage, region
+
+
+class Tensor:
+    """A view of (part of) one storage."""
+
+    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "__weakref__")
+
+    def __init__(
+        self,
+        storage: Storage,
+        mem: Mem,
+        array: np.ndarray,
+        wmask: np.ndarray | None = None,
+        index: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.mem = mem
+        self.array = array
+        self.wmask = wmask
+        self.index = index
+        self.valid = None  # region of a masked (legacy) result that was actually written
+        self.producer = None  # instruction that produced this temporary, for write retargeting
+        self.raw = None  # fp32 engine values before the final cast, for retargeting
+
+    # ----------------------------------------------------------------- basic properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.index is not None:
+            return np.broadcast_shapes(*(i.shape for i in self.index)) + self.array.shape[len(self.index) :]
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.storage.dtype
+
+    @property
+    def buffer(self) -> Buffer:
+        return self.storage.buffer
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.storage.dtype.itemsize
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def partitions(self) -> int:
+        shp = self.shape
+        return shp[0] if shp else 1
+
+    @property
+    def free_size(self) -> int:
+        """Elements per partition."""
+        shp = self.shape
+        return int(np.prod(shp[1:])) if len(shp) > 1 else 1
+
+    @property
+    def name(self) -> str:
+        return self.storage.name
+
+    def same_kind(self, storage: Storage, array: np.ndarray, wmask, index=None) -> Tensor:
+        """A new view of the same storage, of the same front-end class (subclasses keep their type)."""
+        t = self.__class__.__new__(self.__class__)
+        Tensor.__init__(t, storage, self.mem, array, wmask, index)
+        return t
+
+    # ----------------------------------------------------------------- views
+    def basic_view(self, key: Any) -> Tensor:
+        if self.index is not None:
+            raise TypeError("cannot take a view of an indirect (gathered) access")
+        arr = self.array[key]
+        wm = self.wmask[key] if self.wmask is not None else None
+        if not isinstance(arr, np.ndarray):  # scalar element: keep a 1-element view
+            arr = self.array[_as_slices(key)]
+            wm = self.wmask[_as_slices(key)] if self.wmask is not None else None
+        return self.same_kind(self.storage, arr, wm)
+
+    def transposed(self, axes: tuple[int, ...]) -> Tensor:
+        return self.same_kind(
+            self.storage,
+            self.array.transpose(axes),
+            self.wmask.transpose(axes) if self.wmask is not None else None,
+        )
+
+    def reshaped(self, shape: tuple[int, ...]) -> Tensor:
+        arr = self.array.reshape(shape)
+        if not np.shares_memory(arr, self.array):
+            raise ValueError(f"cannot reshape {self.shape} to {shape} without a copy (non-contiguous view)")
+        wm = self.wmask.reshape(shape) if self.wmask is not None else None
+        return self.same_kind(self.storage, arr, wm)
+
+    def broadcast(self, shape: tuple[int, ...]) -> Tensor:
+        arr = np.broadcast_to(self.array, shape)
+        wm = np.broadcast_to(self.wmask, shape) if self.wmask is not None else None
+        return self.same_kind(self.storage, arr, wm)
+
+    def indirect(self, index: tuple[np.ndarray, ...]) -> Tensor:
+        return self.same_kind(self.storage, self.array, self.wmask, index)
+
+    # ----------------------------------------------------------------- data access
+    def read(self) -> np.ndarray:
+        """Values in the storage dtype (a view where possible; never write into it)."""
+        if self.index is not None:
+            return self.array[self.index]
+        return self.array
+
+    def read_fp32(self) -> np.ndarray:
+        v = self.read()
+        return v if v.dtype == np.float32 else v.astype(np.float32)
+
+    def acc_open(self) -> np.ndarray | None:
+        """Elements holding an open matmul accumulation (PSUM), or None when not tracked."""
+        if self.wmask is None:
+            return None
+        wm = self.wmask[self.index] if self.index is not None else self.wmask
+        return (wm & ACC_OPEN) != 0
+
+    def is_initialized(self) -> bool:
+        if self.wmask is None:
+            return True
+        if self.index is not None:
+            return bool(self.wmask[self.index].all())
+        return bool(self.wmask.all())
+
+    def write(self, values: np.ndarray | float, where: np.ndarray | None = None, state: int = WRITTEN) -> None:
+        """Cast `values` (engine result, usually fp32) to this tensor's dtype (RNE / saturate) and store.
+
+        `state` is the element state recorded (WRITTEN, or WRITTEN | ACC_OPEN for matmul partial sums)."""
+        dt = self.storage.dtype
+        if isinstance(values, np.ndarray):
+            vals = dtypes.cast_to(values, dt)
+        else:
+            vals = dtypes.cast_to(np.asarray(values, dtype=np.float64 if dt.kind == "f" else None), dt)
+        if self.index is not None:
+            if where is not None:
+                idx = tuple(np.broadcast_to(i, where.shape)[where] for i in self.index)
+                self.array[idx] = np.broadcast_to(vals, where.shape)[where]
+                if self.wmask is not None:
+                    self.wmask[idx] = state
+            else:
+                self.array[self.index] = vals
+                if self.wmask is not None:
+                    self.wmask[self.index] = state
+            return
+        if where is None:
+            self.array[...] = vals
+            if self.wmask is not None:
+                self.wmask[...] = state
+        else:
+            np.copyto(self.array, np.broadcast_to(vals, self.array.shape), where=where)
+            if self.wmask is not None:
+                np.copyto(self.wmask, state, where=where)
+
+    # ----------------------------------------------------------------- regions (for timing and checks)
+    def region(self) -> tuple[int, int, int, int]:
+        if self.index is not None:
+            return _index_region(self.array, self.index, self.storage)
+        return region(self.array, self.storage)
+
+    def element_offsets(self) -> np.ndarray:
+        """Flat byte offsets of every element (exact overlap checks; slow path only)."""
+        arr = self.array
+        off0 = arr.__array_interface__["data"][0] - self.storage.base_ptr
+        grids = np.indices(arr.shape, sparse=True) if arr.ndim else ()
+        offs = np.asarray(off0, dtype=np.int64)
+        for g, s in zip(grids, arr.strides):
+            offs = offs + g.astype(np.int64) * s
+        offs = np.broadcast_to(offs, arr.shape)
+        if self.index is not None:
+            offs = offs[self.index]
+        return np.unique(offs.ravel())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.storage.buffer.name}:{self.storage.name}, shape={self.shape}, "
+            f"dtype={dtypes.name_of(self.dtype)})"
+        )
+
+
+def _as_slices(key: Any) -> Any:
+    if not isinstance(key, tuple):
+        key = (key,)
+    return tuple(slice(k, k + 1) if isinstance(k, (int, np.integer)) else k for k in key)
+
+
+def _index_region(arr: np.ndarray, index: tuple[np.ndarray, ...], storage: Storage) -> tuple[int, int, int, int]:
+    off0 = arr.__array_interface__["data"][0] - storage.base_ptr
+    lo = hi = off0
+    for k, ix in enumerate(index):
+        s = arr.strides[k]
+        if ix.size == 0:
+            continue
+        a, b = int(ix.min()) * s, int(ix.max()) * s
+        lo += min(a, b)
+        hi += max(a, b)
+    for n, s in zip(arr.shape[len(index) :], arr.strides[len(index) :]):
+        if n > 1:
+            span = (n - 1) * s
+            lo += min(span, 0)
+            hi += max(span, 0)
+    rb = storage.row_bytes
+    p_lo, p_hi = lo // rb, hi // rb + 1
+    if p_hi - p_lo > 1:
+        return p_lo, p_hi, 0, rb
+    return p_lo, p_hi, lo % rb, hi % rb + arr.itemsize

@@ -1,0 +1,1 @@
+"""Language front ends: the legacy `neuronxcc.nki` API and the current `nki` API, over one core."""

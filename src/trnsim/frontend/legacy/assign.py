@@ -1,0 +1,194 @@
+"""Tile assignment `t[...] = value` and in-place updates `t[...] += value` of the legacy API.
+
+The compiler writes an instruction's result straight into the assigned tile, so trnsim does the same:
+when `value` is the fresh result of the instruction just emitted, that instruction is *retargeted* (its
+destination becomes the assigned region, its values are re-rounded from the fp32 engine result into the
+destination dtype) instead of emitting a copy. `psum[...] += nisa.nc_matmul(...)` becomes a matmul that
+accumulates into the PSUM region (elements not yet written are overwritten).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...core.context import current
+from ...core.errors import NkiValidationError
+from ...core.instruction import Access, Engine
+from ...core.memory import ACC_OPEN, WRITTEN
+from ...core.source import caller_location
+from ...core.tensor import Tensor
+from ...isa import dma, vector_engine
+from .lowering import NO_MASK, operand
+from .tensor import LazyAccess, LegacyTensor, resolve_access
+
+_MATMUL_OPS = ("MATMUL", "TRANSPOSE")
+
+
+def _dst_view(target: LegacyTensor, key: tuple, minfo) -> Tensor:
+    ranges, rest = minfo
+    if key == (Ellipsis,):
+        key = ()
+    ref = target[key] if key else target
+    if isinstance(ref, LazyAccess):
+        t, where = resolve_access(ref.base, ref.key, ranges, rest)
+        if where is not None:
+            from .lowering import MaskedView
+
+            mv = MaskedView.__new__(MaskedView)
+            Tensor.__init__(mv, t.storage, t.mem, t.array, t.wmask, t.index)
+            mv.where_mask = where
+            return mv
+        return t
+    return operand(ref, (ranges, rest))
+
+
+def _fresh(value: Any, run) -> bool:
+    prod = getattr(value, "producer", None)
+    return (
+        isinstance(value, Tensor)
+        and prod is not None
+        and run.stream
+        and run.stream[-1] is prod
+        and prod.writes
+        and prod.writes[0].storage is value.storage
+    )
+
+
+def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc) -> None:
+    ds, ss = tuple(dst.shape), tuple(src_shape)
+    if ds == ss or int(np.prod(ds)) == int(np.prod(ss)) and len(ds) != len(ss):
+        return
+    try:
+        b = np.broadcast_shapes(ds, ss)
+    except ValueError:
+        b = None
+    if b != ds:
+        raise NkiValidationError(
+            f"cannot assign a value of shape {ss} to a destination of shape {ds} (only broadcasting the value to "
+            f"the destination is allowed)",
+            code="err_store_dst_shape_smaller_than_other_shape",
+            values={"dst": ds, "value": ss},
+            loc=loc,
+        )
+
+
+def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
+    """`target[key] = value`."""
+    run = current()
+    loc = caller_location()
+    if getattr(value, "_inplace_done", False):
+        _clear_done(value)
+        return
+    if isinstance(key, tuple) and len(key) == 1 and key[0] is Ellipsis:
+        key = ()
+    if not isinstance(value, (Tensor, LazyAccess)):
+        from . import isa as nisa_legacy
+
+        dst = _dst_view(target, key, NO_MASK)
+        nisa_legacy._memset_into(dst, value, loc)
+        return
+    minfo = getattr(value, "valid", None) or NO_MASK
+    dst = _dst_view(target, key, minfo)
+    if isinstance(value, Tensor) and _fresh(value, run):
+        prod = value.producer
+        src_engine = prod.engine
+        ok_target = (
+            (src_engine == Engine.TENSOR and dst.storage.buffer.kind == "psum")
+            or (src_engine == Engine.DMA and dst.storage.buffer.kind in ("sbuf", "hbm"))
+            or (src_engine not in (Engine.TENSOR, Engine.DMA) and dst.storage.buffer.on_chip)
+        )
+        if ok_target:
+            src = operand(value, minfo)
+            _check_shapes(dst, src.shape, loc)
+            raw = value.raw
+            vals = src.read() if raw is None else raw
+            if run.numerics:
+                if vals.shape != tuple(src.shape):
+                    vals = src.read()
+                state = WRITTEN | ACC_OPEN if prod.opcode in _MATMUL_OPS else WRITTEN
+                dst.write(
+                    np.broadcast_to(vals, dst.shape)
+                    if vals.shape != tuple(dst.shape) and vals.size != dst.size
+                    else vals.reshape(dst.shape),
+                    state=state,
+                )
+            run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
+            prod.out_dtype = dst.dtype
+            value.producer = None
+            return
+    _copy(dst, value, loc)
+
+
+def _copy(dst: Tensor, value: Any, loc) -> None:
+    src = operand(value)
+    src_hbm = src.storage.buffer.kind == "hbm"
+    dst_hbm = dst.storage.buffer.kind == "hbm"
+    _check_shapes(dst, src.shape, loc)
+    if src_hbm or dst_hbm:
+        if src_hbm and dst_hbm:
+            dma.dma_copy(dst, src, loc=loc, api="assignment")
+            return
+        if not dst_hbm or src.storage.buffer.kind != "psum":
+            dma.dma_copy(dst, src if src.size == dst.size else src.broadcast(dst.shape), loc=loc, api="assignment")
+            return
+    if src.size != dst.size:
+        src = src.broadcast(tuple(dst.shape)) if len(src.shape) == len(dst.shape) else src
+    vector_engine.tensor_copy(dst, src, loc=loc, api="assignment")
+
+
+def _clear_done(value: Any) -> None:
+    try:
+        value._inplace_done = False
+    except AttributeError:
+        pass
+
+
+def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
+    """`base[key] op= value`; returns the object Python rebinds (the view, flagged as done)."""
+    from . import language as nl
+
+    run = current()
+    loc = caller_location()
+    if key == (Ellipsis,):
+        key = ()
+    minfo = getattr(value, "valid", None) or NO_MASK
+    if (
+        opname == "add"
+        and isinstance(value, Tensor)
+        and _fresh(value, run)
+        and value.producer.opcode in _MATMUL_OPS
+        and base.storage.buffer.kind == "psum"
+    ):
+        prod = value.producer
+        dst = _dst_view(base, key, minfo)
+        src = operand(value, minfo)
+        _check_shapes(dst, src.shape, loc)
+        if run.numerics:
+            vals = src.read_fp32().reshape(dst.shape)
+            prev = dst.read_fp32()
+            written = dst.wmask != 0 if dst.index is None else (dst.wmask[dst.index] != 0)
+            dst.write(np.where(written, prev + vals, vals), state=WRITTEN | ACC_OPEN)
+        run.retarget(prod, 0, Access(dst, accumulate=True, keep_tensor=run.check_races and bool(run.loops)))
+        value.producer = None
+    else:
+        cur = base[key] if key else base
+        fn = getattr(nl, opname)
+        res = fn(cur, value)
+        assign(base, key, res)
+    ref = base if not key else base[key]
+    if isinstance(ref, LazyAccess):
+        return _Done(base)
+    ref._inplace_done = True
+    return ref
+
+
+class _Done:
+    """Returned by `lazy_access += value` so that Python's follow-up __setitem__ is a no-op."""
+
+    __slots__ = ("base",)
+    _inplace_done = True
+
+    def __init__(self, base: Any) -> None:
+        self.base = base

@@ -1,0 +1,558 @@
+"""The legacy `nki.tensor`: a core Tensor with NumPy-like subscripts, operators and tile assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...core import dtypes
+from ...core.errors import NkiError, NkiIndexError, NkiValidationError
+from ...core.memory import SBUF, allocate
+from ...core.tensor import Tensor
+from .indexing import EvaluatedIndex, IndexExpr, Predicate, slice_for
+
+
+class DynSlice:
+    """nl.ds(start, size): a slice whose start may be a loop index."""
+
+    __slots__ = ("start", "size")
+
+    def __init__(self, start: Any, size: int) -> None:
+        self.start, self.size = start, int(size)
+
+    def to_slice(self) -> slice:
+        return slice(int(self.start), int(self.start) + self.size)
+
+    def __repr__(self) -> str:
+        return f"ds({self.start}, {self.size})"
+
+
+_ADVANCED = (IndexExpr, EvaluatedIndex)
+
+
+def _normalize_key(key: Any, ndim: int) -> tuple:
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    for k in key:
+        if isinstance(k, DynSlice):
+            k = k.to_slice()
+        elif isinstance(k, np.integer):
+            k = int(k)
+        out.append(k)
+    if any(k is Ellipsis for k in out):
+        i = next(j for j, k in enumerate(out) if k is Ellipsis)
+        fill = ndim - (len(out) - 1)
+        out = out[:i] + [slice(None)] * fill + out[i + 1 :]
+    return tuple(out)
+
+
+def _check_basic(shape: tuple[int, ...], key: tuple, name: str) -> None:
+    if len([k for k in key if k is not None]) > len(shape):
+        raise NkiIndexError(
+            f"too many indices for tensor '{name}' of shape {shape}: {key!r}", values={"shape": shape, "key": key}
+        )
+    dim = 0
+    for k in key:
+        if k is None:
+            continue
+        n = shape[dim]
+        if isinstance(k, int):
+            if not -n <= k < n:
+                raise NkiIndexError(
+                    f"index {k} is out of bounds for axis {dim} of '{name}' with size {n}",
+                    values={"index": k, "axis": dim, "size": n, "shape": shape},
+                )
+        elif isinstance(k, slice):
+            start, stop, step = k.start, k.stop, k.step
+            if (step or 1) > 0:
+                if (start is not None and (start < 0 or start > n)) or (stop is not None and (stop < 0 or stop > n)):
+                    raise NkiIndexError(
+                        f"slice {start}:{stop} is out of bounds for axis {dim} of '{name}' with size {n}",
+                        values={"slice": (start, stop), "axis": dim, "size": n, "shape": shape},
+                    )
+        dim += 1
+
+
+class LegacyTensor(Tensor):
+    """Tensor handle of the legacy API (HBM parameters, SBUF/PSUM tiles)."""
+
+    __slots__ = ("_inplace_done",)
+
+    # ----------------------------------------------------------------- subscripts
+    def __getitem__(self, key: Any) -> Any:
+        key = _normalize_key(key, self.ndim)
+        if any(isinstance(k, (_ADVANCED, Tensor, LazyAccess, Predicate)) for k in key):
+            return LazyAccess(self, key)
+        _check_basic(self.shape, key, self.storage.name)
+        return self.basic_view(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        from .assign import assign
+
+        assign(self, key, value)
+
+    # ----------------------------------------------------------------- tensor methods
+    def reshape(self, *shape: Any) -> LegacyTensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if int(np.prod(shape)) != self.size:
+            raise NkiValidationError(
+                f"cannot reshape tensor '{self.storage.name}' of shape {self.shape} to {tuple(shape)}",
+                code="err_reshape_size_mismatch",
+                values={"from": self.shape, "to": tuple(shape)},
+            )
+        return self.reshaped(tuple(int(s) for s in shape))  # type: ignore[return-value]
+
+    def view(self, dtype: Any) -> LegacyTensor:
+        dt = dtypes.normalize(dtype)
+        arr = self.array.view(dt)
+        t = self.same_kind(self.storage, arr, None)
+        return t  # type: ignore[return-value]
+
+    def astype(self, dtype: Any) -> Any:
+        from . import language as nl
+
+        return nl.copy(self, dtype=dtype)
+
+    def broadcast_to(self, shape: Any) -> LegacyTensor:
+        return self.broadcast(tuple(shape))  # type: ignore[return-value]
+
+    def expand_dims(self, axis: int) -> LegacyTensor:
+        shp = list(self.shape)
+        axis = axis if axis >= 0 else len(shp) + 1 + axis
+        shp.insert(axis, 1)
+        return self.reshaped(tuple(shp))  # type: ignore[return-value]
+
+    def assert_shape(self, shape: Any) -> LegacyTensor:
+        if tuple(shape) != tuple(self.shape):
+            raise NkiValidationError(
+                f"tensor '{self.storage.name}' has shape {self.shape}, expected {tuple(shape)}",
+                code="err_annotation_shape_mismatch",
+                values={"shape": self.shape, "expected": tuple(shape)},
+            )
+        return self
+
+    @property
+    def T(self) -> Any:
+        from . import language as nl
+
+        return nl.transpose(self)
+
+    def __bool__(self) -> bool:
+        raise NkiError(
+            "the truth value of a tensor is ambiguous (Python control flow cannot depend on tensor values)",
+            code="err_ambiguous_tensor_truth_value" if self.size > 1 else "err_dynamic_control_flow_not_supported",
+            hint="use nl.where / nisa.affine_select / masks for data-dependent selection",
+        )
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __iter__(self):
+        raise NkiError("iterating over a tensor is not supported inside a kernel", code="err_unsupported_iteration")
+
+    def __array__(self, dtype=None, copy=None):
+        raise NkiError(
+            f"tensor '{self.storage.name}' cannot be converted to a NumPy array inside a kernel",
+            code="err_tensor_to_numpy",
+            hint="return it from the kernel (or store it to an output) and inspect the result",
+        )
+
+    # ----------------------------------------------------------------- operators -> nl functions
+    def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
+        from . import language as nl
+
+        fn = getattr(nl, name)
+        return fn(other, self) if reverse else fn(self, other)
+
+    def __add__(self, o):
+        return self._bin("add", o)
+
+    def __radd__(self, o):
+        return self._bin("add", o, True)
+
+    def __sub__(self, o):
+        return self._bin("subtract", o)
+
+    def __rsub__(self, o):
+        return self._bin("subtract", o, True)
+
+    def __mul__(self, o):
+        return self._bin("multiply", o)
+
+    def __rmul__(self, o):
+        return self._bin("multiply", o, True)
+
+    def __truediv__(self, o):
+        return self._bin("divide", o)
+
+    def __rtruediv__(self, o):
+        return self._bin("divide", o, True)
+
+    def __pow__(self, o):
+        return self._bin("power", o)
+
+    def __mod__(self, o):
+        return self._bin("mod", o)
+
+    def __lt__(self, o):
+        return self._bin("less", o)
+
+    def __le__(self, o):
+        return self._bin("less_equal", o)
+
+    def __gt__(self, o):
+        return self._bin("greater", o)
+
+    def __ge__(self, o):
+        return self._bin("greater_equal", o)
+
+    def __eq__(self, o):  # type: ignore[override]
+        return self._bin("equal", o)
+
+    def __ne__(self, o):  # type: ignore[override]
+        return self._bin("not_equal", o)
+
+    __hash__ = Tensor.__hash__ if hasattr(Tensor, "__hash__") else object.__hash__
+
+    def __and__(self, o):
+        return self._bin("bitwise_and", o)
+
+    def __or__(self, o):
+        return self._bin("bitwise_or", o)
+
+    def __xor__(self, o):
+        return self._bin("bitwise_xor", o)
+
+    def __lshift__(self, o):
+        return self._bin("left_shift", o)
+
+    def __rshift__(self, o):
+        return self._bin("right_shift", o)
+
+    def __neg__(self):
+        from . import language as nl
+
+        return nl.negative(self)
+
+    def __invert__(self):
+        from . import language as nl
+
+        return nl.invert(self)
+
+    def __abs__(self):
+        from . import language as nl
+
+        return nl.abs(self)
+
+    def __iadd__(self, o):
+        from .assign import inplace
+
+        return inplace(self, (Ellipsis,), "add", o)
+
+    def __isub__(self, o):
+        from .assign import inplace
+
+        return inplace(self, (Ellipsis,), "subtract", o)
+
+    def __imul__(self, o):
+        from .assign import inplace
+
+        return inplace(self, (Ellipsis,), "multiply", o)
+
+
+class LazyAccess:
+    """`tensor[index expressions]`, resolved by the instruction that consumes it (with its mask)."""
+
+    __slots__ = ("base", "key", "_shape")
+    __array_priority__ = 1000
+
+    def __init__(self, base: LegacyTensor, key: tuple) -> None:
+        self.base = base
+        self.key = key
+        self._shape: tuple[int, ...] | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self._shape is None:
+            self._shape = access_shape(self.base, self.key)
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def buffer(self):
+        return self.base.buffer
+
+    @property
+    def storage(self):
+        return self.base.storage
+
+    @property
+    def itemsize(self) -> int:
+        return self.base.itemsize
+
+    def _resolve_plain(self) -> Tensor:
+        t, where = resolve_access(self.base, self.key, {}, [])
+        return t
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise NkiError("cannot assign into an indexed access of an indexed access", code="err_unsupported_indexing")
+
+    def __bool__(self) -> bool:
+        raise NkiError("the truth value of a tensor is ambiguous", code="err_ambiguous_tensor_truth_value")
+
+    def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
+        from . import language as nl
+
+        fn = getattr(nl, name)
+        return fn(other, self) if reverse else fn(self, other)
+
+    __add__ = LegacyTensor.__add__
+    __radd__ = LegacyTensor.__radd__
+    __sub__ = LegacyTensor.__sub__
+    __rsub__ = LegacyTensor.__rsub__
+    __mul__ = LegacyTensor.__mul__
+    __rmul__ = LegacyTensor.__rmul__
+    __truediv__ = LegacyTensor.__truediv__
+    __rtruediv__ = LegacyTensor.__rtruediv__
+    __lt__ = LegacyTensor.__lt__
+    __le__ = LegacyTensor.__le__
+    __gt__ = LegacyTensor.__gt__
+    __ge__ = LegacyTensor.__ge__
+    __neg__ = LegacyTensor.__neg__
+
+    def __iadd__(self, o):
+        from .assign import inplace
+
+        return inplace(self.base, self.key, "add", o)
+
+    def __isub__(self, o):
+        from .assign import inplace
+
+        return inplace(self.base, self.key, "subtract", o)
+
+    def __imul__(self, o):
+        from .assign import inplace
+
+        return inplace(self.base, self.key, "multiply", o)
+
+    def __repr__(self) -> str:
+        return f"LazyAccess({self.base!r}[{self.key!r}])"
+
+
+# --------------------------------------------------------------------------------------------- resolution
+def _index_ndim(key: tuple) -> int:
+    nd = 0
+    for k in key:
+        if isinstance(k, _ADVANCED):
+            nd = max(nd, k.ndim)
+        elif isinstance(k, (Tensor, LazyAccess)):
+            nd = max(nd, len(k.shape))
+    return nd
+
+
+def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
+    shapes = []
+    for k in key:
+        if isinstance(k, _ADVANCED):
+            shapes.append(k.shape)
+        elif isinstance(k, (Tensor, LazyAccess)):
+            shapes.append(tuple(k.shape))
+    nd = max(len(s) for s in shapes) if shapes else 0
+    shapes = [(1,) * (nd - len(s)) + tuple(s) for s in shapes]
+    shp = np.broadcast_shapes(*shapes) if shapes else ()
+    n_index = len([k for k in key if k is not None])
+    return tuple(shp) + tuple(base.shape[n_index:])
+
+
+def _operand_mask_ranges(key: tuple) -> tuple[tuple, dict, list]:
+    """Split operand masks written inside a subscript (matmul style) from the index entries."""
+    preds = [k for k in key if isinstance(k, Predicate)]
+    if not preds:
+        return key, {}, []
+    rest_key = tuple(k for k in key if not isinstance(k, Predicate))
+    p = preds[0]
+    for q in preds[1:]:
+        p = p & q
+    ranges, rest, _ = p.analyse()
+    return rest_key, ranges, rest
+
+
+def resolve_access(
+    base: LegacyTensor, key: tuple, ranges: dict[int, tuple[int, int]], rest: list[tuple]
+) -> tuple[Tensor, np.ndarray | None]:
+    """Turn `base[key]` into a core view restricted to the mask's box; returns (view, where-or-None)."""
+    key, own_ranges, own_rest = _operand_mask_ranges(key)
+    if own_ranges or own_rest:
+        ranges = {**ranges, **own_ranges}
+        rest = list(rest) + own_rest
+    if not any(isinstance(k, (_ADVANCED, Tensor, LazyAccess)) for k in key):
+        _check_basic(base.shape, key, base.storage.name)
+        view = base.basic_view(key)
+        return restrict_tensor(view, ranges), None
+    nd = _index_ndim(key)
+    exprs_only = all(not isinstance(k, (Tensor, LazyAccess, EvaluatedIndex, slice)) for k in key)
+    if any(isinstance(k, slice) and k != slice(None) for k in key) and any(isinstance(k, _ADVANCED) for k in key):
+        raise NkiValidationError(
+            "basic indexing (slices) and advanced indexing (nl.arange / nl.mgrid) cannot be mixed in one subscript",
+            code="err_unsupported_mixing_basic_advanced_tensor_indexing",
+            values={"key": key},
+        )
+    if exprs_only and not rest:
+        single = [k.single_var() if isinstance(k, IndexExpr) else None for k in key]
+        axes = [s[0].axis for s in single if s is not None]
+        if all(s is not None or not isinstance(k, IndexExpr) or not k.terms for s, k in zip(single, key)) and len(
+            set(axes)
+        ) == len(axes):
+            return _fast_view(base, key, single, nd, ranges), None
+    return _gather_view(base, key, nd, ranges, rest)
+
+
+def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: dict) -> Tensor:
+    np_key: list[Any] = []
+    order: list[int] = []
+    dim = 0
+    shape = base.shape
+    for k, s in zip(key, single):
+        if k is None:
+            continue
+        if isinstance(k, IndexExpr):
+            if s is None:  # constant expression
+                np_key.append(slice(k.const, k.const + 1))
+                order.append(-1)
+            else:
+                v, c = s
+                lo, hi = ranges.get(v.axis, (0, v.size))
+                np_key.append(slice_for(v, c, k.const, lo, hi, shape[dim], f"axis {dim} of '{base.storage.name}'"))
+                order.append(v.axis)
+        else:
+            kk = int(k)
+            if not -shape[dim] <= kk < shape[dim]:
+                raise NkiIndexError(
+                    f"index {kk} is out of bounds for axis {dim} of '{base.storage.name}' with size {shape[dim]}",
+                    values={"index": kk, "axis": dim, "size": shape[dim]},
+                )
+            np_key.append(kk)
+        dim += 1
+    view = base.basic_view(tuple(np_key))
+    arr, wm = view.array, view.wmask
+    n_expr = len(order)
+    if any(a < 0 for a in order):
+        sel = tuple(0 if a < 0 else slice(None) for a in order)
+        arr = arr[sel]
+        wm = wm[sel] if wm is not None else None
+    var_axes = [a for a in order if a >= 0]
+    perm = sorted(range(len(var_axes)), key=lambda i: var_axes[i]) + list(range(len(var_axes), arr.ndim))
+    if perm != list(range(arr.ndim)):
+        arr = arr.transpose(perm)
+        wm = wm.transpose(perm) if wm is not None else None
+    sorted_axes = sorted(var_axes)
+    new_shape = [arr.shape[sorted_axes.index(a)] if a in sorted_axes else 1 for a in range(nd)]
+    new_shape += list(arr.shape[len(var_axes) :])
+    del n_expr
+    if tuple(new_shape) != arr.shape:
+        arr = arr.reshape(new_shape)
+        wm = wm.reshape(new_shape) if wm is not None else None
+    return view.same_kind(view.storage, arr, wm)
+
+
+def _gather_view(base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: list) -> tuple[Tensor, np.ndarray | None]:
+    full = access_shape(base, key)[:nd] if nd else ()
+    box = tuple((ranges.get(a, (0, n))[1] - ranges.get(a, (0, n))[0]) if n > 1 else 1 for a, n in enumerate(full))
+    where = Predicate.evaluate_parts(rest, ranges) if rest else None
+    if where is not None:
+        where = np.broadcast_to(where, box)
+    idx = []
+    dim = 0
+    for k in key:
+        if k is None:
+            continue
+        n = base.shape[dim]
+        if isinstance(k, _ADVANCED):
+            vals = k.evaluate(ranges)
+        elif isinstance(k, (Tensor, LazyAccess)):
+            t = k if isinstance(k, Tensor) else k._resolve_plain()
+            from ...core.context import current
+
+            run = current()
+            if not run.numerics:
+                from ...core.errors import NkiDataDependentError
+
+                raise NkiDataDependentError(
+                    "indirect (tile-valued) indices depend on tensor values and cannot be used in timing-only mode",
+                    hint="run with full simulation (numerics) for kernels with data-dependent addressing",
+                )
+            tt = restrict_tensor(t, ranges)
+            vals = tt.read().astype(np.int64)
+            if vals.ndim < nd:
+                vals = vals.reshape(vals.shape + (1,) * (nd - vals.ndim))
+        else:
+            vals = np.asarray(int(k), dtype=np.int64)
+        vals = np.broadcast_to(vals, np.broadcast_shapes(np.shape(vals), box) if box else np.shape(vals))
+        check = vals if where is None else vals[np.broadcast_to(where, vals.shape)]
+        if check.size and (check.min() < 0 or check.max() >= n):
+            raise NkiIndexError(
+                f"index values [{int(check.min())}, {int(check.max())}] are out of bounds for axis {dim} of "
+                f"'{base.storage.name}' with size {n}",
+                values={"range": (int(check.min()), int(check.max())), "size": n, "axis": dim},
+                hint="restrict the access with mask= or clamp the indices",
+            )
+        if where is not None:
+            vals = np.clip(vals, 0, n - 1)
+        idx.append(vals)
+        dim += 1
+    return base.indirect(tuple(idx)), where
+
+
+def restrict_tensor(t: Tensor, ranges: dict[int, tuple[int, int]]) -> Tensor:
+    """Apply a mask's per-axis position ranges to an already concrete tile (broadcast axes untouched)."""
+    if not ranges:
+        return t
+    shp = t.shape
+    key = []
+    changed = False
+    for a, n in enumerate(shp):
+        r = ranges.get(a)
+        if r is None or n == 1:
+            key.append(slice(None))
+        else:
+            key.append(slice(r[0], min(r[1], n)))
+            changed = changed or r != (0, n)
+    if -1 in ranges:  # always-false mask
+        key = [slice(0, 0)] + key[1:]
+        changed = True
+    if not changed:
+        return t
+    if t.index is not None:
+        return t.indirect(tuple(np.asarray(i)[tuple(key[: i.ndim])] if i.ndim else i for i in t.index))
+    return t.basic_view(tuple(key))
+
+
+def new_tile(shape: tuple[int, ...], dtype: Any, buffer=SBUF, name: str = "", pdim: int = 0) -> LegacyTensor:
+    """Allocate a fresh on-chip tile (poisoned), registered with the current run."""
+    from ...core.context import current
+    from ...core.source import caller_location, name_from_source
+
+    run = current()
+    loc = caller_location(2)
+    st, mem, arr, wm = allocate(
+        shape,
+        dtypes.normalize(dtype),
+        buffer,
+        pdim=pdim,
+        name=name or name_from_source(loc),
+        loc=loc,
+        core=run.core,
+        fill="poison" if run.numerics else "empty",
+        track_writes=run.numerics,
+    )
+    return LegacyTensor(st, mem, arr, wm)

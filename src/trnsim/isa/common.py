@@ -1,0 +1,285 @@
+"""Shared pieces of instruction definitions: operand checks, emission of instruction records, costs.
+
+An instruction module defines, for each instruction: an `InstrSpec` (engine, opcode, cost rule), one
+function that checks operands, computes with NumPy and calls `emit`. Nothing else in trnsim computes on data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core import dtypes
+from ..core.context import Run, current
+from ..core.errors import NkiIndexError, NkiTypeError, NkiUnsupportedError, NkiValidationError
+from ..core.instruction import Access, Instruction
+from ..core.memory import ACC_OPEN
+from ..core.source import SourceLoc, caller_location
+from ..core.tensor import Tensor
+from ..timing.arch import Arch
+
+PMAX = 128
+
+CostFn = Callable[[Instruction, Arch], float]
+
+
+class InstrSpec:
+    """Static description of one instruction kind: engine, opcode and cost rule (ns on a given arch)."""
+
+    __slots__ = ("name", "engine", "opcode", "cost", "doc")
+
+    def __init__(self, name: str, engine: str, opcode: str, cost: CostFn, doc: str = "") -> None:
+        self.name = name
+        self.engine = engine
+        self.opcode = opcode
+        self.cost = cost
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"InstrSpec({self.name} on {self.engine})"
+
+
+#: every spec by instruction name, filled as modules are imported (used by docs and the timing model)
+REGISTRY: dict[str, InstrSpec] = {}
+
+
+def spec(name: str, engine: str, opcode: str, cost: CostFn, doc: str = "") -> InstrSpec:
+    s = InstrSpec(name, engine, opcode, cost, doc)
+    REGISTRY[name] = s
+    return s
+
+
+# --------------------------------------------------------------------------- cost helpers
+def min_ii(arch: Arch) -> int:
+    return arch.min_ii_cycles
+
+
+def engine_ns(arch: Arch, engine: str, cycles: float) -> float:
+    return cycles / arch.clock_ghz[engine]
+
+
+# --------------------------------------------------------------------------- operand checks
+def here() -> SourceLoc:
+    return caller_location(3)
+
+
+def check_tensor(x: Any, api: str, name: str, loc: SourceLoc) -> Tensor:
+    if not isinstance(x, Tensor):
+        resolved = getattr(x, "_resolve_plain", None)
+        if resolved is not None:
+            return resolved()
+        raise NkiTypeError(
+            f"{api}: operand '{name}' must be a tensor, got {type(x).__name__}",
+            code="err_invalid_operand",
+            values={name: x},
+            loc=loc,
+        )
+    return x
+
+
+def check_on_chip(t: Tensor, api: str, name: str, loc: SourceLoc, allowed: Sequence[str] = ("sbuf", "psum")) -> None:
+    kind = t.storage.buffer.kind
+    if kind not in allowed:
+        raise NkiValidationError(
+            f"{api}: operand '{name}' must be in {' or '.join(a.upper() for a in allowed)}, but tensor "
+            f"'{t.storage.name}' is in {t.storage.buffer.name.upper()}",
+            code="err_unsupported_memory",
+            values={name: t.storage.name, "buffer": t.storage.buffer.name, "allowed": tuple(allowed)},
+            loc=loc,
+            hint="load HBM data into SBUF with nl.load / nisa.dma_copy first" if kind == "hbm" else None,
+        )
+    shp = t.shape
+    if not shp or shp[0] > PMAX:
+        raise NkiValidationError(
+            f"{api}: size of partition dimension {shp[0] if shp else 0} of '{name}' exceeds architecture "
+            f"limitation of {PMAX}",
+            code="err_num_partition_exceed_arch_limit",
+            values={name: shp},
+            loc=loc,
+        )
+
+
+def check_partitions_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
+    parts = {k: v.partitions for k, v in tensors.items() if v is not None}
+    vals = set(parts.values())
+    if len(vals) > 1:
+        raise NkiValidationError(
+            f"{api}: operands have different partition counts " + ", ".join(f"{k}={v}" for k, v in parts.items()),
+            code="err_num_partition_mismatch",
+            values=parts,
+            loc=loc,
+        )
+    return vals.pop() if vals else 0
+
+
+def check_free_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
+    sizes = {k: v.free_size for k, v in tensors.items() if v is not None}
+    vals = set(sizes.values())
+    if len(vals) > 1:
+        raise NkiValidationError(
+            f"{api}: operands must have the same number of elements per partition, got "
+            + ", ".join(f"{k}={v}" for k, v in sizes.items()),
+            code="err_shape_mismatch",
+            values={k: tensors[k].shape for k in sizes},
+            loc=loc,
+        )
+    return vals.pop() if vals else 0
+
+
+def check_not_both_psum(api: str, loc: SourceLoc, a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
+    if a.storage.buffer.kind == "psum" and b.storage.buffer.kind == "psum":
+        raise NkiValidationError(
+            f"{api}: '{names[0]}' and '{names[1]}' cannot both be in PSUM",
+            code="err_unsupported_memory",
+            values={names[0]: a.storage.name, names[1]: b.storage.name},
+            loc=loc,
+        )
+
+
+def check_not_psum(api: str, loc: SourceLoc, engine: str, **tensors: Tensor) -> None:
+    for k, t in tensors.items():
+        if t is not None and t.storage.buffer.kind == "psum":
+            raise NkiValidationError(
+                f"{api}: the {engine} engine cannot access PSUM, but '{k}' ('{t.storage.name}') is in PSUM",
+                code="err_unsupported_memory",
+                values={k: t.storage.name},
+                loc=loc,
+            )
+
+
+def check_dtype(api: str, loc: SourceLoc, name: str, t: Tensor, allowed: Iterable[np.dtype], why: str = "") -> None:
+    allowed = tuple(allowed)
+    if t.dtype not in allowed:
+        raise NkiTypeError(
+            f"{api}: dtype {dtypes.name_of(t.dtype)} of '{name}' is not supported"
+            + (f" ({why})" if why else "")
+            + "; allowed: "
+            + ", ".join(dtypes.name_of(d) for d in allowed),
+            code="err_unsupported_dtype",
+            values={name: dtypes.name_of(t.dtype)},
+            loc=loc,
+        )
+
+
+def check_nc_version(api: str, loc: SourceLoc, run: Run, minimum: int, maximum: int | None = None) -> None:
+    v = run.arch.nc_version
+    if v < minimum or (maximum is not None and v > maximum):
+        raise NkiUnsupportedError(
+            f"{api} is not available on {run.arch.name} (NeuronCore-v{v}); it needs NeuronCore-v{minimum}"
+            + (f"..v{maximum}" if maximum else "+"),
+            code="err_unsupported_on_target",
+            values={"target": run.arch.name},
+            loc=loc,
+        )
+
+
+def check_bounds(
+    api: str, loc: SourceLoc, shape: tuple[int, ...], lo: Sequence[int], hi: Sequence[int], name: str
+) -> None:
+    for ax, (a, b, n) in enumerate(zip(lo, hi, shape)):
+        if a < 0 or b > n:
+            raise NkiIndexError(
+                f"{api}: access of '{name}' out of bounds on axis {ax}: index range [{a}, {b}) but size is {n}",
+                values={"axis": ax, "range": (a, b), "size": n},
+                loc=loc,
+            )
+
+
+def scalar_or_vector(api: str, loc: SourceLoc, name: str, v: Any, partitions: int) -> np.ndarray | float:
+    """An immediate operand: a Python/NumPy scalar, or a [P,1] tensor (returned as an fp32 column)."""
+    if v is None:
+        return 0.0
+    if isinstance(v, Tensor):
+        shp = v.shape
+        if len(shp) < 1 or shp[0] != partitions or int(np.prod(shp[1:])) != 1:
+            if shp and shp[0] == 1 and int(np.prod(shp)) == 1:
+                return read_operand(v, api, name, loc).reshape(1, 1).astype(np.float32)
+            raise NkiValidationError(
+                f"{api}: '{name}' must be a scalar or a [{partitions}, 1] vector, got shape {shp}",
+                code="err_activation_scale_scalar_or_vector" if name == "scale" else "err_invalid_operand",
+                values={name: shp},
+                loc=loc,
+            )
+        return read_operand(v, api, name, loc).reshape(partitions, 1).astype(np.float32)
+    if isinstance(v, (int, float, np.integer, np.floating, bool, np.bool_)):
+        return v
+    resolved = getattr(v, "_resolve_plain", None)
+    if resolved is not None:
+        return scalar_or_vector(api, loc, name, resolved(), partitions)
+    raise NkiTypeError(
+        f"{api}: '{name}' must be a scalar or a tensor, got {type(v).__name__}", values={name: v}, loc=loc
+    )
+
+
+# --------------------------------------------------------------------------- data access with diagnostics
+def read_operand(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
+    """Values of an input operand; reports reads of uninitialised memory with the reading line."""
+    wm = t.wmask
+    if wm is not None:
+        w = wm[t.index] if t.index is not None else wm
+        if not w.all():
+            run = current()
+            total = w.size
+            bad = int(total - np.count_nonzero(w))
+            run.warn(
+                "warn_uninitialized_read",
+                f"{api} reads {bad} of {total} elements of '{t.storage.name}' ({t.storage.buffer.name}) that "
+                f"were never written (operand '{name}'); on hardware they hold garbage",
+                loc,
+            )
+        if t.storage.buffer.kind == "psum" and t.index is None:
+            # Reading a PSUM partial sum closes its accumulation group (next matmul overwrites).
+            np.bitwise_and(w, ~np.uint8(ACC_OPEN), out=w, casting="unsafe") if w.flags.writeable else None
+    return t.read()
+
+
+def read_fp32(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
+    v = read_operand(t, api, name, loc)
+    return v if v.dtype == np.float32 else v.astype(np.float32)
+
+
+def emit(
+    s: InstrSpec,
+    loc: SourceLoc,
+    reads: Sequence[Tensor],
+    writes: Sequence[Tensor],
+    *,
+    engine: str | None = None,
+    flops: int = 0,
+    partitions: int = 0,
+    free: int = 0,
+    in_dtype: np.dtype | None = None,
+    out_dtype: np.dtype | None = None,
+    attrs: dict[str, Any] | None = None,
+    accumulate: bool = False,
+    produced: Tensor | None = None,
+    raw: np.ndarray | None = None,
+) -> Instruction:
+    """Append an instruction record to the current run's stream."""
+    run = current()
+    keep = run.check_races and bool(run.loops)
+    instr = Instruction(
+        engine or s.engine,
+        s.opcode,
+        [Access(t, keep_tensor=keep) for t in reads if t is not None],
+        [Access(t, accumulate=accumulate, keep_tensor=keep) for t in writes if t is not None],
+        loc,
+        spec=s,
+        flops=flops,
+        partitions=partitions,
+        free=free,
+        in_dtype=in_dtype,
+        out_dtype=out_dtype,
+        attrs=attrs,
+    )
+    run.emit(instr)
+    if produced is not None:
+        produced.producer = instr
+        produced.raw = raw
+    return instr
+
+
+def numerics() -> bool:
+    return current().numerics

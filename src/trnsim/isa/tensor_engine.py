@@ -1,0 +1,233 @@
+"""Tensor engine: the 128x128 systolic array (nc_matmul, nc_transpose on TensorE).
+
+Numerics: operands are used at their storage precision (bf16 / fp8 / fp16 / fp32, tf32 rounded), products
+are summed in fp32 into PSUM. PSUM accumulation: `accumulate=False` overwrites, `True` adds, `None` (the
+current API's default) overwrites elements with no open partial sum and adds to the others; any
+non-matmul read or write of a PSUM element closes its accumulation group.
+
+Cost: a matmul streams the moving tensor through the array in max(N, 64) Tensor-engine cycles for 2-byte
+and fp8 inputs (fp32 / tf32 at quarter rate, fp8 double-row twice as fast on NeuronCore-v3+), plus a
+LoadStationary of the stationary operand that is hidden when the same stationary tile is reused or the
+moving free size is short (fast weight load).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import dtypes
+from ..core.errors import NkiValidationError
+from ..core.instruction import Engine, Instruction
+from ..core.memory import ACC_OPEN, WRITTEN
+from ..core.source import SourceLoc
+from ..core.tensor import Tensor
+from ..timing.arch import Arch
+from . import common as c
+
+GEMM_STATIONARY_FMAX = 128
+GEMM_MOVING_FMAX = 512
+
+_MATMUL_DTYPES = (
+    dtypes.float8_e4m3,
+    dtypes.float8_e5m2,
+    dtypes.bfloat16,
+    dtypes.float16,
+    dtypes.float32,
+)
+
+
+def matmul_cost(instr: Instruction, arch: Arch) -> float:
+    """ns of one matmul on the PE array (moving pass; LoadStationary is modelled by the timing pass)."""
+    n = instr.free
+    cycles = max(n, arch.extra.get("matmul_min_cycles", 64))
+    dt = instr.in_dtype
+    if dt == dtypes.float32:
+        cycles *= 4
+    elif instr.attrs.get("perf_mode") == "double_row" and arch.fp8_double_rate:
+        cycles /= 2
+    return cycles / arch.clock_ghz["Tensor"]
+
+
+MATMUL = c.spec("nc_matmul", Engine.TENSOR, "MATMUL", matmul_cost, "PSUM[M,N] (+)= stationary[K,M].T @ moving[K,N]")
+TRANSPOSE_PE = c.spec("nc_transpose_tensor", Engine.TENSOR, "TRANSPOSE", matmul_cost, "PE-array transpose via identity")
+
+
+def _matmul_dtype_check(api: str, loc: SourceLoc, run, stationary: Tensor, moving: Tensor) -> None:
+    allowed = _MATMUL_DTYPES + ((dtypes.float8_e4m3fn,) if run.arch.nc_version >= 4 else ())
+    c.check_dtype(api, loc, "stationary", stationary, allowed, "Tensor engine input")
+    c.check_dtype(api, loc, "moving", moving, allowed, "Tensor engine input")
+    s32 = stationary.dtype == dtypes.float32
+    m32 = moving.dtype == dtypes.float32
+    if s32 != m32:
+        raise NkiValidationError(
+            f"{api}: if one matmul operand is fp32/tf32 the other must be too "
+            f"(stationary {dtypes.name_of(stationary.dtype)}, moving {dtypes.name_of(moving.dtype)})",
+            code="err_unsupported_dtype",
+            values={"stationary": dtypes.name_of(stationary.dtype), "moving": dtypes.name_of(moving.dtype)},
+            loc=loc,
+        )
+
+
+def _as_matrix(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
+    v = c.read_operand(t, api, name, loc)
+    v = v.reshape(v.shape[0], -1)
+    if t.storage.tf32:
+        return dtypes.round_tf32(v.astype(np.float32))
+    return v.astype(np.float32)
+
+
+def nc_matmul(
+    dst: Tensor,
+    stationary: Tensor,
+    moving: Tensor,
+    *,
+    accumulate: bool | None = None,
+    is_transpose: bool = False,
+    is_stationary_onezero: bool = False,
+    is_moving_onezero: bool = False,
+    perf_mode: str | None = None,
+    tile_position: tuple = (),
+    tile_size: tuple = (),
+    loc: SourceLoc | None = None,
+    api: str = "nc_matmul",
+) -> Instruction:
+    """dst[M, N] (+)= stationary[K, M].T @ moving[K, N] on the Tensor engine (fp32 accumulation in PSUM)."""
+    from ..core.context import current
+
+    loc = loc or c.here()
+    run = current()
+    stationary = c.check_tensor(stationary, api, "stationary", loc)
+    moving = c.check_tensor(moving, api, "moving", loc)
+    dst = c.check_tensor(dst, api, "dst", loc)
+    c.check_on_chip(stationary, api, "stationary", loc, ("sbuf",))
+    c.check_on_chip(moving, api, "moving", loc, ("sbuf",))
+    c.check_on_chip(dst, api, "dst", loc, ("psum",))
+    k = c.check_partitions_match(api, loc, stationary=stationary, moving=moving)
+    m = stationary.free_size
+    n = moving.free_size
+    if m > GEMM_STATIONARY_FMAX:
+        raise NkiValidationError(
+            f"{api}: stationary free size {m} exceeds gemm_stationary_fmax={GEMM_STATIONARY_FMAX}",
+            code="err_size_of_dimension_exceed_arch_limit",
+            values={"stationary.shape": stationary.shape},
+            loc=loc,
+            hint="tile the M dimension into blocks of 128",
+        )
+    moving_max = GEMM_MOVING_FMAX if run.arch.nc_version < 4 else 4096
+    if n > moving_max:
+        raise NkiValidationError(
+            f"{api}: moving free size {n} exceeds gemm_moving_fmax={moving_max}",
+            code="err_size_of_dimension_exceed_arch_limit",
+            values={"moving.shape": moving.shape},
+            loc=loc,
+            hint="tile the N dimension into blocks of 512 (one PSUM bank of fp32)",
+        )
+    _matmul_dtype_check(api, loc, run, stationary, moving)
+    if dst.partitions != m or dst.free_size != n:
+        raise NkiValidationError(
+            f"{api}: dst shape {dst.shape} does not match the result [{m}, {n}] of stationary {stationary.shape}"
+            f" and moving {moving.shape}",
+            code="err_shape_mismatch",
+            values={"dst": dst.shape, "stationary": stationary.shape, "moving": moving.shape},
+            loc=loc,
+        )
+    bank = run.arch.psum_bank_bytes
+    if dst.free_size * dst.itemsize > bank:
+        raise NkiValidationError(
+            f"{api}: a PSUM matmul result of {dst.free_size * dst.itemsize} bytes per partition spans more than "
+            f"one {bank}-byte PSUM bank",
+            code="err_psum_tile_exceeds_bank",
+            values={"dst": dst.shape, "dtype": dtypes.name_of(dst.dtype)},
+            loc=loc,
+        )
+    pm = None
+    if perf_mode not in (None, "none", ""):
+        pm = "double_row" if "double_row" in str(perf_mode) else str(perf_mode)
+        c.check_nc_version(api + "(perf_mode=double_row)", loc, run, 3)
+        if not (dtypes.is_fp8(stationary.dtype) and dtypes.is_fp8(moving.dtype)):
+            raise NkiValidationError(
+                f"{api}: perf_mode=double_row needs fp8 operands",
+                code="err_unsupported_dtype",
+                values={"stationary": dtypes.name_of(stationary.dtype), "moving": dtypes.name_of(moving.dtype)},
+                loc=loc,
+            )
+    if run.numerics:
+        a = _as_matrix(stationary, api, "stationary", loc)
+        b = _as_matrix(moving, api, "moving", loc)
+        if is_transpose:
+            prod = a.T.copy() if n == k else a.T @ b
+        else:
+            prod = a.T @ b
+        prod = prod.reshape(dst.shape)
+        if accumulate is False:
+            res = prod
+        else:
+            prev = dst.read_fp32()
+            if accumulate is True:
+                res = prev + prod
+            else:
+                open_ = dst.acc_open()
+                res = np.where(open_, prev + prod, prod) if open_ is not None else prod
+        dst.write(res.astype(np.float32), state=WRITTEN | ACC_OPEN)
+    return c.emit(
+        TRANSPOSE_PE if is_transpose else MATMUL,
+        loc,
+        [stationary, moving],
+        [dst],
+        flops=2 * k * m * n,
+        partitions=k,
+        free=n,
+        in_dtype=moving.dtype,
+        out_dtype=dst.dtype,
+        attrs={
+            "M": m,
+            "K": k,
+            "N": n,
+            "perf_mode": pm,
+            "transpose": bool(is_transpose),
+            "stationary_id": id(stationary.storage),
+        },
+        accumulate=accumulate is not False,
+    )
+
+
+def nc_transpose_pe(
+    dst: Tensor, data: Tensor, *, loc: SourceLoc | None = None, api: str = "nc_transpose"
+) -> Instruction:
+    """PE-array transpose (matmul against an identity): SBUF [P<=128, F<=128] -> PSUM [F, P]."""
+    from ..core.context import current
+
+    loc = loc or c.here()
+    run = current()
+    c.check_on_chip(data, api, "data", loc, ("sbuf",))
+    c.check_on_chip(dst, api, "dst", loc, ("psum",))
+    p, f = data.partitions, data.free_size
+    if f > 128:
+        raise NkiValidationError(
+            f"{api}: Tensor-engine transpose takes at most 128 elements per partition, got {f}",
+            code="err_size_of_dimension_exceed_arch_limit",
+            values={"data": data.shape},
+            loc=loc,
+        )
+    if dst.partitions != f or dst.free_size != p:
+        raise NkiValidationError(
+            f"{api}: dst shape {dst.shape} must be the transpose [{f}, {p}] of data {data.shape}",
+            code="err_shape_mismatch",
+            values={"dst": dst.shape, "data": data.shape},
+            loc=loc,
+        )
+    if run.numerics:
+        v = c.read_operand(data, api, "data", loc).reshape(p, f)
+        dst.write(v.T.reshape(dst.shape).astype(np.float32) if dst.dtype == np.float32 else v.T.reshape(dst.shape))
+    return c.emit(
+        TRANSPOSE_PE,
+        loc,
+        [data],
+        [dst],
+        flops=2 * p * p * f,
+        partitions=p,
+        free=p,
+        in_dtype=data.dtype,
+        out_dtype=dst.dtype,
+        attrs={"M": f, "K": p, "N": p, "transpose": True},
+    )

@@ -1,0 +1,1 @@
+"""Profiles: Perfetto traces, Neuron-style metrics and warnings, HTML reports."""

@@ -1,0 +1,1 @@
+"""Performance model: architecture data and the timing pass over instruction streams."""
