@@ -28,7 +28,7 @@ _MATMUL_OPS = ("MATMUL", "TRANSPOSE")
 
 def _dst_view(target: LegacyTensor, key: tuple, minfo) -> Tensor:
     ranges, rest = minfo
-    if key == (Ellipsis,):
+    if len(key) == 1 and key[0] is Ellipsis:  # not `==`: index expressions compare lazily
         key = ()
     ref = target[key] if key else target
     if isinstance(ref, LazyAccess):
@@ -81,7 +81,9 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     if getattr(value, "_inplace_done", False):
         _clear_done(value)
         return
-    if isinstance(key, tuple) and len(key) == 1 and key[0] is Ellipsis:
+    if not isinstance(key, tuple):
+        key = (key,)
+    if len(key) == 1 and key[0] is Ellipsis:
         key = ()
     if not isinstance(value, (Tensor, LazyAccess)):
         from . import isa as nisa_legacy
@@ -151,7 +153,7 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
 
     run = current()
     loc = caller_location()
-    if key == (Ellipsis,):
+    if len(key) == 1 and key[0] is Ellipsis:  # not `==`: index expressions compare lazily
         key = ()
     minfo = getattr(value, "valid", None) or NO_MASK
     if (
@@ -173,11 +175,11 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         run.retarget(prod, 0, Access(dst, accumulate=True, keep_tensor=run.check_races and bool(run.loops)))
         value.producer = None
     else:
-        cur = base[key] if key else base
+        cur = base[key] if len(key) else base
         fn = getattr(nl, opname)
         res = fn(cur, value)
         assign(base, key, res)
-    ref = base if not key else base[key]
+    ref = base if not len(key) else base[key]
     if isinstance(ref, LazyAccess):
         return _Done(base)
     ref._inplace_done = True
