@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import math
+
 import numpy as np
 
+from .memory import region as _region
 from .source import SourceLoc
 
 if TYPE_CHECKING:
@@ -37,11 +40,16 @@ class Access:
     def __init__(self, tensor: Tensor, accumulate: bool = False, keep_tensor: bool = False) -> None:
         st = tensor.storage
         self.storage: Storage = st
-        self.p_lo, self.p_hi, self.f_lo, self.f_hi = tensor.region()
-        shape = tensor.shape
+        if tensor.index is None:
+            arr = tensor.array
+            shape = arr.shape
+            self.p_lo, self.p_hi, self.f_lo, self.f_hi = _region(arr, st)
+        else:
+            shape = tensor.shape
+            self.p_lo, self.p_hi, self.f_lo, self.f_hi = tensor.region()
         self.shape = shape
         self.dtype = st.dtype
-        self.nbytes = int(np.prod(shape)) * st.dtype.itemsize
+        self.nbytes = math.prod(shape) * st.dtype.itemsize
         self.accumulate = accumulate
         self.tensor = tensor if keep_tensor else None
 

@@ -9,6 +9,7 @@ API view methods); the ISA layer only relies on what is defined here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ class Tensor:
     # ----------------------------------------------------------------- basic properties
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.index is None:
+            return self.array.shape
         if self.index is not None:
             return np.broadcast_shapes(*(i.shape for i in self.index)) + self.array.shape[len(self.index) :]
         return self.array.shape
@@ -64,7 +67,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     @property
     def partitions(self) -> int:
@@ -75,7 +78,7 @@ class Tensor:
     def free_size(self) -> int:
         """Elements per partition."""
         shp = self.shape
-        return int(np.prod(shp[1:])) if len(shp) > 1 else 1
+        return math.prod(shp[1:]) if len(shp) > 1 else 1
 
     @property
     def name(self) -> str:

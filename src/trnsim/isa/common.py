@@ -102,6 +102,18 @@ def check_on_chip(t: Tensor, api: str, name: str, loc: SourceLoc, allowed: Seque
 
 
 def check_partitions_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
+    first = -1
+    ok = True
+    for v in tensors.values():
+        if v is not None:
+            p = v.array.shape[0] if v.index is None and v.array.ndim else v.partitions
+            if first < 0:
+                first = p
+            elif p != first:
+                ok = False
+                break
+    if ok:
+        return max(first, 0)
     parts = {k: v.partitions for k, v in tensors.items() if v is not None}
     vals = set(parts.values())
     if len(vals) > 1:
@@ -115,6 +127,16 @@ def check_partitions_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
 
 
 def check_free_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
+    first = -1
+    for v in tensors.values():
+        if v is not None:
+            f = v.free_size
+            if first < 0:
+                first = f
+            elif f != first:
+                break
+    else:
+        return max(first, 0)
     sizes = {k: v.free_size for k, v in tensors.items() if v is not None}
     vals = set(sizes.values())
     if len(vals) > 1:

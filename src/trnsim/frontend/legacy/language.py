@@ -260,7 +260,7 @@ def load_transpose2d(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs:
             code="err_indirect_indices_are_not_supported_with_nki_api",
             loc=loc,
         )
-    s = operand(src, NO_MASK)
+    s = operand(src, mask_info(mask))  # the mask restricts the source box (ragged edge tiles)
     if len(s.shape) != 2:
         raise NkiValidationError(
             f"nl.load_transpose2d needs a 2-D source, got {s.shape}", code="err_exceed_max_supported_dimension", loc=loc

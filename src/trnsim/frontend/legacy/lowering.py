@@ -63,6 +63,8 @@ def full_shape(*xs: Any) -> tuple[int, ...]:
     shapes = [tuple(x.shape) for x in xs if is_tensorish(x)]
     if not shapes:
         return ()
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
     nd = max(len(s) for s in shapes)
     shapes = [(1,) * (nd - len(s)) + s for s in shapes]
     return tuple(np.broadcast_shapes(*shapes))
