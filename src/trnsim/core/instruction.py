@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-from .memory import region as _region
 from .source import SourceLoc
 
 if TYPE_CHECKING:
@@ -40,13 +39,8 @@ class Access:
     def __init__(self, tensor: Tensor, accumulate: bool = False, keep_tensor: bool = False) -> None:
         st = tensor.storage
         self.storage: Storage = st
-        if tensor.index is None:
-            arr = tensor.array
-            shape = arr.shape
-            self.p_lo, self.p_hi, self.f_lo, self.f_hi = _region(arr, st)
-        else:
-            shape = tensor.shape
-            self.p_lo, self.p_hi, self.f_lo, self.f_hi = tensor.region()
+        shape = tensor.array.shape if tensor.index is None else tensor.shape
+        self.p_lo, self.p_hi, self.f_lo, self.f_hi = tensor.region()
         self.shape = shape
         self.dtype = st.dtype
         self.nbytes = math.prod(shape) * st.dtype.itemsize

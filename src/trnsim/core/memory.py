@@ -10,6 +10,7 @@ of partitions when regions are computed.
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -171,12 +172,13 @@ def allocate(
     `fill` is "poison", "empty" (timing-only mode: no fill) or a value.
     """
     shape = tuple(int(s) for s in shape)
-    dtype = dtypes.normalize(dtype)
-    if buffer.on_chip:
+    if not isinstance(dtype, np.dtype):
+        dtype = dtypes.normalize(dtype)
+    if pdim and buffer.on_chip:
         order = (pdim,) + tuple(i for i in range(len(shape)) if i != pdim)
         phys_shape = tuple(shape[i] for i in order)
     else:
-        order = tuple(range(len(shape)))
+        order = None
         phys_shape = shape
     if fill == "empty":
         data = np.empty(phys_shape, dtype=dtype)
@@ -187,7 +189,7 @@ def allocate(
     else:
         data = np.full(phys_shape, fill, dtype=dtype)
         initialized = True
-    nblocks = int(np.prod(shape[:pdim])) if pdim else 1
+    nblocks = math.prod(shape[:pdim]) if pdim else 1
     st = Storage(
         data,
         buffer,
@@ -200,7 +202,7 @@ def allocate(
         initialized=initialized,
     )
     mem = st.take_mem()
-    if order != tuple(range(len(shape))):
+    if order is not None:
         inverse = tuple(int(i) for i in np.argsort(order))
         return st, mem, data.transpose(inverse), None if mem.written is None else mem.written.transpose(inverse)
     return st, mem, data, mem.written

@@ -21,7 +21,7 @@ from .memory import ACC_OPEN, WRITTEN, Buffer, Mem, Storage, region
 class Tensor:
     """A view of (part of) one storage."""
 
-    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "__weakref__")
+    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "_reg", "__weakref__")
 
     def __init__(
         self,
@@ -39,6 +39,7 @@ class Tensor:
         self.valid = None  # region of a masked (legacy) result that was actually written
         self.producer = None  # instruction that produced this temporary, for write retargeting
         self.raw = None  # fp32 engine values before the final cast, for retargeting
+        self._reg = None  # cached region box
 
     # ----------------------------------------------------------------- basic properties
     @property
@@ -179,9 +180,14 @@ class Tensor:
 
     # ----------------------------------------------------------------- regions (for timing and checks)
     def region(self) -> tuple[int, int, int, int]:
-        if self.index is not None:
-            return _index_region(self.array, self.index, self.storage)
-        return region(self.array, self.storage)
+        r = self._reg
+        if r is None:
+            if self.index is not None:
+                r = _index_region(self.array, self.index, self.storage)
+            else:
+                r = region(self.array, self.storage)
+            self._reg = r
+        return r
 
     def element_offsets(self) -> np.ndarray:
         """Flat byte offsets of every element (exact overlap checks; slow path only)."""
