@@ -27,6 +27,18 @@ float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2)
 float8_e4m3fn = np.dtype(ml_dtypes.float8_e4m3fn)
 float8_e8m0fnu = np.dtype(ml_dtypes.float8_e8m0fnu)
 
+# MX packed types (current API, NeuronCore-v4): four fp8 (or fp4) values in one 32-bit (16-bit) element, held as
+# structured dtypes so that each packed type is a distinct NumPy dtype of the right size.
+float8_e5m2_x4 = np.dtype([("float8_e5m2_x4", np.uint8, (4,))])
+float8_e4m3fn_x4 = np.dtype([("float8_e4m3fn_x4", np.uint8, (4,))])
+float4_e2m1fn_x4 = np.dtype([("float4_e2m1fn_x4", np.uint8, (2,))])
+#: packed dtype -> (element dtype, elements per packed value)
+X4_TYPES = {
+    float8_e5m2_x4: (np.dtype(ml_dtypes.float8_e5m2), 4),
+    float8_e4m3fn_x4: (np.dtype(ml_dtypes.float8_e4m3fn), 4),
+    float4_e2m1fn_x4: (np.dtype(ml_dtypes.float4_e2m1fn), 4),
+}
+
 
 class TFloat32:
     """Marker for NKI's tfloat32: stored as fp32, mantissa cut to 10 bits when used as a matmul operand."""
@@ -57,6 +69,9 @@ NAMED_DTYPES: dict[str, np.dtype] = {
     "float8_e5m2": float8_e5m2,
     "float8_e4m3fn": float8_e4m3fn,
     "float8_e8m0fnu": float8_e8m0fnu,
+    "float8_e5m2_x4": float8_e5m2_x4,
+    "float8_e4m3fn_x4": float8_e4m3fn_x4,
+    "float4_e2m1fn_x4": float4_e2m1fn_x4,
 }
 
 LOW_PRECISION_FLOATS = (bfloat16, float16, float8_e4m3, float8_e5m2, float8_e4m3fn)
@@ -104,6 +119,8 @@ def is_fp8(dtype: np.dtype) -> bool:
 def name_of(dtype: np.dtype) -> str:
     if dtype == bool_:
         return "bool"
+    if dtype.names:
+        return dtype.names[0]
     return str(dtype.name) if hasattr(dtype, "name") else str(dtype)
 
 

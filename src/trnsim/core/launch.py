@@ -135,9 +135,18 @@ def launch(
     lnc: int = 1,
     check_races: bool = True,
     on_program: Callable[[Run, int], None] | None = None,
+    run_class: type[Run] = Run,
+    executor: Callable[[Run, Callable, list, dict], Any] | None = None,
+    params_mutable: bool = False,
 ) -> tuple[Any, Launch]:
-    """Run `func` on the simulator. Returns (outputs converted to the caller's array type, Launch)."""
-    run = Run(resolve_target(target), numerics=numerics, check_races=check_races, kernel_name=func.__name__, api=api)
+    """Run `func` on the simulator. Returns (outputs converted to the caller's array type, Launch).
+
+    `executor(run, func, args, kwargs) -> outputs` replaces the default program loop (the current API runs
+    both cores of an LNC=2 launch through it); `params_mutable` copies writes into parameters back to the
+    caller's arrays instead of rejecting them (current-API semantics)."""
+    run = run_class(
+        resolve_target(target), numerics=numerics, check_races=check_races, kernel_name=func.__name__, api=api
+    )
     sig = None
     try:
         sig = inspect.signature(func)
@@ -176,6 +185,9 @@ def launch(
     with activate(run):
         frame = None
         try:
+            if executor is not None:
+                outputs = executor(run, func, call_args, call_kwargs)
+                programs = []
             if len(programs) > 1:
                 frame_cm = run.loop(
                     "affine",
@@ -211,7 +223,7 @@ def launch(
     result = _convert_outputs(outputs, run, like)
     for name, t in hbm_args.items():
         if t.storage.id in written_params:
-            if name in mutable or outputs is None:
+            if params_mutable or name in mutable or outputs is None:
                 _copy_back(host_arrays[name], t)
             elif outputs is not None:
                 raise trim_traceback(

@@ -24,33 +24,56 @@ from ..core.tensor import Tensor
 from ..timing.arch import Arch
 from . import common as c
 
-# Relative DMA throughput over bytes per partition (trn-hardware.md section 4, figure digitised).
+# Relative DMA throughput over bytes per partition, digitised from the DMA overview figure (trn-hardware.md
+# section 4, row A36). The cost rule below does not read this table: it follows from the per-descriptor
+# model (max~(dma_descriptor_ns, bytes / engine bandwidth)); the table is what calibration compares against.
 _EFF_X = np.array([32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768], dtype=np.float64)
 _EFF_Y = np.array([0.01, 0.03, 0.05, 0.10, 0.21, 0.42, 0.81, 0.97, 0.98, 0.99, 1.00], dtype=np.float64)
 
 
 def dma_efficiency(bytes_per_partition: float, arch: Arch) -> float:
-    curve = arch.extra.get("dma_efficiency_curve")
-    xs, ys = (np.array(curve[0]), np.array(curve[1])) if curve else (_EFF_X, _EFF_Y)
-    if bytes_per_partition <= xs[0]:
-        return float(ys[0] * bytes_per_partition / xs[0])
-    return float(np.interp(np.log2(bytes_per_partition), np.log2(xs), ys))
+    """Throughput of one DMA engine on contiguous chunks of `bytes_per_partition`, relative to its peak."""
+    from ..timing.model import dma_efficiency as eff
+
+    return eff(arch, bytes_per_partition)
 
 
 def dma_engines_used(partitions: int, arch: Arch) -> int:
-    return max(1, min(arch.dma_engines, math.ceil(partitions / 8)))
+    return max(1, min(arch.dma_engines, math.ceil(partitions / max(1, arch.dma_partitions_per_engine))))
+
+
+def contiguous_bytes(t: Tensor) -> int:
+    """Bytes of the longest contiguous run of `t`'s innermost dimensions (the size of one DMA descriptor)."""
+    item = t.itemsize
+    if t.index is not None:
+        return item
+    arr = t.array
+    run = item
+    for n, s in zip(reversed(arr.shape), reversed(arr.strides)):
+        if n == 1:
+            continue
+        if s != run:
+            break
+        run *= n
+    return run
 
 
 def dma_cost(instr: Instruction, arch: Arch) -> float:
-    """Transfer time in ns on its engines, without queueing (the timing pass adds fixed latency and sharing)."""
+    """ns one transfer keeps its DMA engines busy, without queueing: each engine serves its partitions'
+    descriptors (one per contiguous chunk) at max~(dma_descriptor_ns, chunk bytes / engine bandwidth) each.
+    The timing pass adds the fixed trigger-to-start latency, queue order and shared engine / HBM bandwidth."""
+    from ..timing.model import dma_descriptor_ns
+
     nbytes = instr.attrs.get("bytes", 0)
     parts = max(1, instr.partitions)
     engines = dma_engines_used(parts, arch)
-    eff = dma_efficiency(nbytes / parts, arch)
+    bpp = nbytes / parts
+    desc = min(float(instr.attrs.get("desc_bytes") or bpp), bpp) if bpp > 0 else 1.0
+    per_engine_parts = math.ceil(parts / engines)
+    t = per_engine_parts * math.ceil(bpp / max(desc, 1e-9)) * dma_descriptor_ns(arch, desc)
     if instr.attrs.get("transpose"):
-        eff *= arch.extra.get("dma_transpose_efficiency", 0.9 if arch.nc_version >= 3 else 0.25)
-    bw = arch.dma_bytes_per_ns_per_engine * engines * max(eff, 1e-3)
-    return nbytes / bw
+        t /= max(arch.dma_transpose_efficiency, 1e-3)
+    return t
 
 
 DMA_COPY = c.spec("dma_copy", Engine.DMA, "DMA", dma_cost, "HBM<->SBUF transfer")
@@ -140,6 +163,7 @@ def dma_copy(
             "rmw": rmw,
             "src_name": src.storage.name,
             "src_is_param": src.storage.is_param,
+            "desc_bytes": min(contiguous_bytes(src), contiguous_bytes(dst)),
         },
     )
 
@@ -178,3 +202,276 @@ def dma_transpose(
     if run.numerics:
         values = np.transpose(c.read_operand(src, api, "src", loc), axes)
     return dma_copy(dst, src, values=values, opcode_spec=DMA_TRANSPOSE, loc=loc, api=api)
+
+
+DMA_ATOMIC_RMW = c.spec("atomic_rmw", Engine.DMA, "DMA_RMW", dma_cost, "atomic dst = op(dst, src) into HBM")
+ALL_REDUCE = c.spec("all_reduce", Engine.DMA, "ALL_REDUCE", dma_cost, "reduce a tile across SPMD programs")
+
+
+def atomic_rmw(
+    dst: Tensor, src: Any, op: Any, *, loc: SourceLoc | None = None, api: str = "atomic_rmw"
+) -> Instruction:
+    """Atomic dst = op(dst, src) on HBM (op: add). Repeated destination indices all take effect, in order."""
+    from . import alu
+
+    loc = loc or c.here()
+    run = current()
+    dst = c.check_tensor(dst, api, "dst", loc)
+    if dst.storage.buffer.kind != "hbm":
+        raise NkiValidationError(
+            f"{api}: 'dst' must be an HBM tensor, but '{dst.storage.name}' is in {dst.storage.buffer.name.upper()}",
+            code="err_unsupported_memory",
+            values={"dst": dst.storage.name},
+            loc=loc,
+        )
+    name = alu.op_name(op)
+    if name != "add":
+        raise NkiValidationError(
+            f"{api}: only add (np.add / nl.add) is supported as the atomic operation, got {name}",
+            code="err_unsupported_atomic_operation",
+            values={"op": name},
+            loc=loc,
+        )
+    if isinstance(src, Tensor):
+        c.check_on_chip(src, api, "value", loc, ("sbuf", "psum"))
+        if src.size != dst.size:
+            try:
+                np.broadcast_shapes(tuple(src.shape), tuple(dst.shape))
+            except ValueError:
+                raise NkiValidationError(
+                    f"{api}: value shape {src.shape} does not match the destination access {dst.shape}",
+                    code="err_shape_mismatch",
+                    values={"value": src.shape, "dst": dst.shape},
+                    loc=loc,
+                ) from None
+    if run.numerics:
+        v = c.read_operand(src, api, "value", loc) if isinstance(src, Tensor) else np.asarray(src)
+        exact = dtypes.is_int(dst.dtype) and v.dtype.kind in "iub"
+        v = v.astype(np.int64) if exact else dtypes.to_fp32(np.asarray(v))
+        v = v.reshape(dst.shape) if v.size == dst.size else np.broadcast_to(v, dst.shape)
+        if dst.index is None:
+            prev = dst.read().astype(np.int64) if exact else dst.read_fp32()
+            dst.write(prev + v)
+        else:
+            acc = dst.array.astype(np.int64 if exact else np.float32)
+            np.add.at(acc, dst.index, v)
+            dst.write(acc[dst.index])
+    parts = min(c.PMAX, dst.shape[0] if dst.shape else 1)
+    return c.emit(
+        DMA_ATOMIC_RMW,
+        loc,
+        [src] if isinstance(src, Tensor) else [],
+        [dst],
+        partitions=parts,
+        free=dst.free_size,
+        in_dtype=src.dtype if isinstance(src, Tensor) else None,
+        out_dtype=dst.dtype,
+        accumulate=True,
+        attrs={"bytes": 2 * dst.size * dst.itemsize, "queue": "qGpSimdDynamic", "direction": "sbuf->hbm", "rmw": name},
+    )
+
+
+def all_reduce(
+    dst: Tensor,
+    src: Tensor,
+    contributions: list[np.ndarray] | None,
+    op: Any,
+    *,
+    group_size: int,
+    loc: SourceLoc | None = None,
+    api: str = "all_reduce",
+) -> Instruction:
+    """dst = op-reduction (fp32) of `contributions`: one array per program of the reduction group, in program
+    order, this program's own `src` values among them (None in timing-only runs)."""
+    from . import alu
+
+    loc = loc or c.here()
+    run = current()
+    name = alu.op_name(op)
+    if name not in ("add", "multiply", "maximum", "minimum"):
+        raise NkiValidationError(
+            f"{api}: reduction operator must be add, multiply, maximum or minimum, got {name}",
+            code="err_invalid_operator",
+            values={"op": name},
+            loc=loc,
+        )
+    for nm, t in (("x", src), ("dst", dst)):
+        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_partitions_match(api, loc, x=src, dst=dst)
+    c.check_free_match(api, loc, x=src, dst=dst)
+    if run.numerics:
+        if contributions is None:
+            contributions = [c.read_operand(src, api, "x", loc)]
+        stack = np.stack([dtypes.to_fp32(np.asarray(a)).reshape(dst.shape) for a in contributions])
+        dst.write(alu.reduce(name, stack, (0,)))
+    nbytes = dst.size * dst.itemsize
+    moved = nbytes if group_size <= 1 else int(2 * (group_size - 1) * nbytes / group_size)
+    return c.emit(
+        ALL_REDUCE,
+        loc,
+        [src],
+        [dst],
+        partitions=dst.partitions,
+        free=dst.free_size,
+        in_dtype=src.dtype,
+        out_dtype=dst.dtype,
+        attrs={"bytes": moved, "queue": "qCollective", "direction": "sbuf->sbuf", "op": name, "group": group_size},
+    )
+
+
+# ---------------------------------------------------------------------------------- current-API DMA instructions
+DMA_COMPUTE = c.spec("dma_compute", Engine.DMA, "DMA_COMPUTE", dma_cost, "dst = sum(srcs) computed in the DMA engines")
+SENDRECV = c.spec("sendrecv", Engine.DMA, "SENDRECV", dma_cost, "SBUF -> peer core SBUF transfer (LNC=2)")
+
+#: bytes per partition the GpSimd SB-to-SB DMA of sendrecv(dma_engine=gpsimd_dma) can move, by element size
+GPSIMD_DMA_LIMIT = {4: 1024, 2: 512, 1: 256}
+
+
+def dma_compute(
+    dst: Tensor,
+    srcs: list[Tensor],
+    reduce_op: Any,
+    *,
+    scales: list[float] | None = None,
+    where: np.ndarray | None = None,
+    loc: SourceLoc | None = None,
+    api: str = "dma_compute",
+) -> Instruction:
+    """dst = reduce_op(srcs[0] * scales[0], srcs[1] * scales[1], ...) in fp32 inside the DMA engines."""
+    from . import alu
+
+    loc = loc or c.here()
+    run = current()
+    dst = c.check_tensor(dst, api, "dst", loc)
+    srcs = [c.check_tensor(s, api, f"srcs[{i}]", loc) for i, s in enumerate(srcs)]
+    if not srcs or len(srcs) > 16:
+        raise NkiValidationError(
+            f"{api}: needs 1 to 16 source tensors, got {len(srcs)}",
+            code="err_invalid_operand",
+            values={"num_srcs": len(srcs)},
+            loc=loc,
+        )
+    op = alu.op_name(reduce_op)
+    if op != "add":
+        raise NkiValidationError(
+            f"{api}: only reduce_op=nl.add is supported, got {op}",
+            code="err_invalid_operator",
+            values={"reduce_op": op},
+            loc=loc,
+        )
+    scales = [1.0] * len(srcs) if scales is None else [float(s) for s in scales]
+    if len(scales) != len(srcs) or any(s != 1.0 for s in scales):
+        raise NkiValidationError(
+            f"{api}: scales must be None or all 1.0 (one per source), got {scales}",
+            code="err_invalid_operand",
+            values={"scales": scales},
+            loc=loc,
+        )
+    for i, t in enumerate([dst] + srcs):
+        nm = "dst" if i == 0 else f"srcs[{i - 1}]"
+        if t.storage.buffer.kind not in ("hbm", "sbuf"):
+            raise NkiValidationError(
+                f"{api}: '{nm}' must be in HBM or SBUF, not {t.storage.buffer.name.upper()}",
+                code="err_unsupported_memory",
+                values={nm: t.storage.name},
+                loc=loc,
+            )
+        if t.size != dst.size:
+            raise NkiValidationError(
+                f"{api}: element counts differ: dst {dst.shape} vs {nm} {t.shape}",
+                code="err_shape_mismatch",
+                values={"dst": dst.shape, nm: t.shape},
+                loc=loc,
+            )
+    if run.numerics:
+        acc = np.zeros(dst.size, dtype=np.float32)
+        for i, s in enumerate(srcs):
+            acc = acc + dtypes.to_fp32(c.read_operand(s, api, f"srcs[{i}]", loc)).reshape(-1)
+        dst.write(acc.reshape(dst.shape), where=where)
+    sb = dst if dst.storage.buffer.on_chip else srcs[0]
+    parts = sb.partitions if sb.storage.buffer.on_chip else min(c.PMAX, dst.shape[0] if dst.shape else 1)
+    return c.emit(
+        DMA_COMPUTE,
+        loc,
+        srcs,
+        [dst],
+        partitions=parts,
+        free=dst.free_size,
+        flops=dst.size * max(len(srcs) - 1, 1),
+        in_dtype=srcs[0].dtype,
+        out_dtype=dst.dtype,
+        attrs={
+            "bytes": dst.size * dst.itemsize * (len(srcs) + 1),
+            "queue": "qGpSimdDynamic",
+            "direction": f"{srcs[0].storage.buffer.kind}->{dst.storage.buffer.kind}",
+            "rmw": op,
+        },
+    )
+
+
+def sendrecv(
+    dst: Tensor,
+    src: Tensor,
+    *,
+    src_core: int,
+    dst_core: int,
+    pipe_id: int = 0,
+    dma_engine: str = "dma",
+    loc: SourceLoc | None = None,
+    api: str = "sendrecv",
+) -> Instruction:
+    """Move `src` (SBUF of core `src_core`) into `dst` (SBUF of core `dst_core`); emitted as a record of src_core.
+
+    The pairing of the two cores' sendrecv calls is done by the launcher; this is the data movement."""
+    loc = loc or c.here()
+    run = current()
+    c.check_nc_version(api, loc, run, 3)
+    for nm, t in (("src", src), ("dst", dst)):
+        t = c.check_tensor(t, api, nm, loc)
+        if t.storage.buffer.kind != "sbuf":
+            raise NkiValidationError(
+                f"{api}: '{nm}' must be in SBUF, but '{t.storage.name}' is in {t.storage.buffer.name.upper()}",
+                code="err_unsupported_memory",
+                values={nm: t.storage.name},
+                loc=loc,
+            )
+    if src.dtype != dst.dtype or tuple(src.shape) != tuple(dst.shape):
+        raise NkiValidationError(
+            f"{api}: src of core {src_core} ({tuple(src.shape)}, {dtypes.name_of(src.dtype)}) and dst of core "
+            f"{dst_core} ({tuple(dst.shape)}, {dtypes.name_of(dst.dtype)}) must have the same shape and dtype",
+            code="err_shape_mismatch",
+            values={"src": (tuple(src.shape), dtypes.name_of(src.dtype)), "dst": (tuple(dst.shape), dtypes.name_of(dst.dtype))},
+            loc=loc,
+        )
+    per_partition = src.free_size * src.itemsize
+    if dma_engine == "gpsimd_dma":
+        limit = GPSIMD_DMA_LIMIT.get(src.itemsize, 256)
+        if per_partition > limit:
+            raise NkiValidationError(
+                f"{api}: dma_engine=gpsimd_dma moves at most {limit} bytes per partition for "
+                f"{8 * src.itemsize}-bit data, got {per_partition}",
+                code="err_size_of_dimension_exceed_arch_limit",
+                values={"bytes_per_partition": per_partition, "limit": limit},
+                loc=loc,
+            )
+    if run.numerics:
+        dst.write(c.read_operand(src, api, "src", loc).reshape(dst.shape))
+    return c.emit(
+        SENDRECV,
+        loc,
+        [src],
+        [dst],
+        engine=Engine.GPSIMD if dma_engine == "gpsimd_dma" else Engine.DMA,
+        partitions=src.partitions,
+        free=src.free_size,
+        in_dtype=src.dtype,
+        out_dtype=dst.dtype,
+        attrs={
+            "bytes": src.size * src.itemsize,
+            "queue": "qSendRecv",
+            "direction": "sbuf->sbuf",
+            "pipe_id": pipe_id,
+            "src_core": src_core,
+            "dst_core": dst_core,
+        },
+    )

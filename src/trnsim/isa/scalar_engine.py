@@ -34,6 +34,8 @@ def activation_cost(instr: Instruction, arch: Arch) -> float:
 ACTIVATE = c.spec("activation", Engine.SCALAR, "ACTIVATE", activation_cost, "dst = op(data*scale + bias)")
 
 REDUCE_CMDS = ("idle", "reset", "reduce", "reset_reduce", "load_reduce")
+#: reduce ops of the Scalar-engine accumulators from NeuronCore-v3 on (NeuronCore-v2: add only)
+SCALAR_REDUCE_OPS = ("add", "maximum", "minimum", "abs_max", "abs_min")
 
 
 def reduce_cmd_name(cmd: Any) -> str:
@@ -42,7 +44,7 @@ def reduce_cmd_name(cmd: Any) -> str:
     name = getattr(cmd, "name", None) or str(cmd)
     name = name.split(".")[-1]
     if isinstance(cmd, (int, np.integer)) and not isinstance(cmd, bool):
-        name = REDUCE_CMDS[int(cmd)]
+        name = REDUCE_CMDS[int(cmd)] if 0 <= int(cmd) < len(REDUCE_CMDS) else str(int(cmd))
     return name
 
 
@@ -105,16 +107,42 @@ def activation(
             loc=loc,
         )
     cmd = reduce_cmd_name(reduce_cmd)
-    rop = alu.op_name(reduce_op) if reduce_op is not None else ""
-    if reduce_res is not None and cmd == "idle":
-        cmd = "reset_reduce"
-    if rop and rop not in ("add",) and run.arch.nc_version < 4 and rop != "add":
+    if cmd not in REDUCE_CMDS:
         raise NkiValidationError(
-            f"{api}: the Scalar engine reduces with add only on {run.arch.name}, got {rop}",
+            f"{api}: reduce_cmd must be one of {', '.join(REDUCE_CMDS)}, got {reduce_cmd!r}",
+            code="err_invalid_reduce_cmd",
+            values={"reduce_cmd": reduce_cmd},
+            loc=loc,
+        )
+    rop = alu.op_name(reduce_op) if reduce_op is not None else ""
+    allowed_rops = ("add",) if run.arch.nc_version < 3 else SCALAR_REDUCE_OPS
+    if rop and rop not in allowed_rops:
+        raise NkiValidationError(
+            f"{api}: the Scalar engine reduces with {', '.join(allowed_rops)} on {run.arch.name}, got {rop}",
             code="err_invalid_operator",
             values={"reduce_op": rop},
             loc=loc,
         )
+    if reduce_res is not None:
+        # reduce_res reads the accumulator registers after this instruction (nki-api.md 5.5); with reduce_cmd=idle
+        # it reads them unchanged, which is rarely what a kernel that also passes reduce_op means.
+        reduce_res = c.check_tensor(reduce_res, api, "reduce_res", loc)
+        c.check_on_chip(reduce_res, api, "reduce_res", loc)
+        if reduce_res.partitions != p or reduce_res.free_size != 1:
+            raise NkiValidationError(
+                f"{api}: reduce_res must have shape [{p}, 1] (one element per partition of data), got "
+                f"{reduce_res.shape}",
+                code="err_shape_mismatch",
+                values={"reduce_res": reduce_res.shape, "partitions": p},
+                loc=loc,
+            )
+        if cmd == "idle" and rop:
+            run.warn(
+                "warn_reduce_cmd_idle",
+                f"{api}: reduce_op={rop} and reduce_res are given but reduce_cmd is idle, so reduce_res receives the "
+                "accumulator registers unchanged; pass reduce_cmd=reset_reduce (or use activation_reduce)",
+                loc,
+            )
     sc = c.scalar_or_vector(api, loc, "scale", scale, p)
     bi = c.scalar_or_vector(api, loc, "bias", bias, p)
     reads = [data] + [t for t in (bias, scale) if isinstance(t, Tensor)]
@@ -133,13 +161,13 @@ def activation(
         dst.write(out.reshape(dst.shape))
         if cmd != "idle":
             acc = run.accumulator("Scalar")
+            fold = rop or "add"
             if cmd in ("reset", "reset_reduce"):
-                acc[:p] = 0.0
-            if cmd in ("reduce", "reset_reduce"):
-                acc[:p] += np.add.reduce(out, axis=1, dtype=np.float32)
+                acc[:p] = alu.REDUCE_IDENTITY.get(fold, 0.0)
+            if cmd in ("reduce", "reset_reduce", "load_reduce") and out.shape[1]:
+                acc[:p] = alu.apply_binary(fold, acc[:p], alu.reduce(fold, out, (1,)))
         if reduce_res is not None:
-            c.check_on_chip(reduce_res, api, "reduce_res", loc)
-            reduce_res.write(run.accumulator("Scalar")[: reduce_res.partitions].reshape(reduce_res.shape))
+            reduce_res.write(run.accumulator("Scalar")[:p].reshape(reduce_res.shape))
     writes = [dst] + ([reduce_res] if reduce_res is not None else [])
     return c.emit(
         ACTIVATE,
@@ -174,3 +202,130 @@ def _check_range(run, name: str, z: np.ndarray, api: str, loc: SourceLoc) -> Non
             f"[{rng[0]:.6g}, {rng[1]:.6g}]; hardware results are invalid there (trnsim computes the exact function)",
             loc,
         )
+
+
+# ---------------------------------------------------------------------------------- current-API: activate2
+_ACT2_OPS = {
+    ("multiply", "add"),
+    ("multiply", "subtract"),
+    ("multiply", "bypass"),
+    ("add", "bypass"),
+    ("subtract", "bypass"),
+    ("bypass", "bypass"),
+}
+_ACT2_REDUCE = ("add", "maximum", "minimum", "abs_max", "abs_min")
+
+
+def activate2(
+    dst: Tensor,
+    op: Any,
+    data: Tensor,
+    imm0: Any,
+    imm1: Any,
+    op0: Any,
+    op1: Any,
+    *,
+    relu_param: Any = 0.0,
+    reverse0: bool = False,
+    reverse1: bool = False,
+    reduce_op: Any = None,
+    reduce_res: Tensor | None = None,
+    reduce_cmd: Any = None,
+    loc: SourceLoc | None = None,
+    api: str = "activate2",
+) -> Instruction:
+    """dst = op((data op0 imm0) op1 imm1) with PReLU slope relu_param and an optional reduction (NeuronCore-v4)."""
+    loc = loc or c.here()
+    run = current()
+    c.check_nc_version(api, loc, run, 4)
+    name = alu.op_name(op)
+    if name not in alu.ACTIVATIONS:
+        raise NkiTypeError(
+            f"{api}: {name} is not an activation function of the Scalar engine",
+            code="err_unsupported_activation",
+            values={"op": name},
+            loc=loc,
+        )
+    n0 = alu.op_name(op0) if op0 is not None else "bypass"
+    n1 = alu.op_name(op1) if op1 is not None else "bypass"
+    if (n0, n1) not in _ACT2_OPS:
+        raise NkiValidationError(
+            f"{api}: unsupported (op0, op1) = ({n0}, {n1}); allowed: " + ", ".join(f"({a}, {b})" for a, b in sorted(_ACT2_OPS)),
+            code="err_invalid_operator_combination",
+            values={"op0": n0, "op1": n1},
+            loc=loc,
+        )
+    if (reverse0 and n0 == "bypass") or (reverse1 and n1 == "bypass"):
+        raise NkiValidationError(
+            f"{api}: reverse0/reverse1 need op0/op1 to be set",
+            code="err_invalid_operator_combination",
+            values={"reverse0": reverse0, "reverse1": reverse1},
+            loc=loc,
+        )
+    for nm, t in (("data", data), ("dst", dst)):
+        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    p = c.check_partitions_match(api, loc, data=data, dst=dst)
+    c.check_free_match(api, loc, data=data, dst=dst)
+    if isinstance(imm0, Tensor) and isinstance(imm1, Tensor) and imm0.dtype != imm1.dtype:
+        raise NkiTypeError(
+            f"{api}: imm0 and imm1 tensors must have the same dtype",
+            values={"imm0": dtypes.name_of(imm0.dtype), "imm1": dtypes.name_of(imm1.dtype)},
+            loc=loc,
+        )
+    cmd = reduce_cmd_name(reduce_cmd)
+    if reduce_res is not None and cmd == "idle":
+        cmd = "reset_reduce"
+    rop = alu.op_name(reduce_op) if reduce_op is not None else ("add" if cmd != "idle" else "")
+    if rop and rop not in _ACT2_REDUCE:
+        raise NkiValidationError(
+            f"{api}: reduce_op must be one of {', '.join(_ACT2_REDUCE)}, got {rop}",
+            code="err_invalid_operator",
+            values={"reduce_op": rop},
+            loc=loc,
+        )
+    i0 = c.scalar_or_vector(api, loc, "imm0", imm0, p) if n0 != "bypass" else None
+    i1 = c.scalar_or_vector(api, loc, "imm1", imm1, p) if n1 != "bypass" else None
+    rp = c.scalar_or_vector(api, loc, "relu_param", relu_param, p)
+    reads = [data] + [t for t in (imm0, imm1, relu_param) if isinstance(t, Tensor)]
+    if run.numerics:
+        x = dtypes.to_fp32(c.read_operand(data, api, "data", loc)).reshape(p, -1)
+        with np.errstate(all="ignore"):
+            z = x
+            for nm_, imm, rev in ((n0, i0, reverse0), (n1, i1, reverse1)):
+                if nm_ != "bypass":
+                    iv = np.float32(imm) if not isinstance(imm, np.ndarray) else imm
+                    z = alu.apply_binary(nm_, iv, z) if rev else alu.apply_binary(nm_, z, iv)
+            _check_range(run, name, z, api, loc)
+            if name == "prelu":
+                slope = np.float32(rp) if not isinstance(rp, np.ndarray) else rp
+                out = np.where(z >= 0, z, z * slope)
+            else:
+                out = alu.unary(name)(z)
+        out = np.asarray(out, dtype=np.float32)
+        dst.write(out.reshape(dst.shape))
+        if cmd != "idle":
+            acc = run.accumulator("Scalar")
+            if cmd in ("reset", "reset_reduce"):
+                ident = alu.REDUCE_IDENTITY.get(rop, 0.0) if rop else 0.0
+                acc[:p] = np.float32(ident)
+            if cmd in ("reduce", "reset_reduce"):
+                part = alu.reduce(rop, out, (1,))
+                acc[:p] = alu.apply_binary(rop, acc[:p], part) if rop in ("abs_max", "abs_min") else alu.reduce(
+                    rop, np.stack([acc[:p], part], axis=1), (1,)
+                )
+        if reduce_res is not None:
+            c.check_on_chip(reduce_res, api, "reduce_res", loc)
+            reduce_res.write(run.accumulator("Scalar")[: reduce_res.partitions].reshape(reduce_res.shape))
+    writes = [dst] + ([reduce_res] if reduce_res is not None else [])
+    return c.emit(
+        ACTIVATE,
+        loc,
+        reads,
+        writes,
+        flops=dst.size * 3,
+        partitions=p,
+        free=dst.free_size,
+        in_dtype=data.dtype,
+        out_dtype=dst.dtype,
+        attrs={"op": name, "op0": n0, "op1": n1, "reduce_cmd": cmd, "reduce_readout": reduce_res is not None},
+    )

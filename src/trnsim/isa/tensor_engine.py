@@ -37,14 +37,30 @@ _MATMUL_DTYPES = (
 
 
 def matmul_cost(instr: Instruction, arch: Arch) -> float:
-    """ns of one matmul on the PE array (moving pass; LoadStationary is modelled by the timing pass)."""
+    """ns the PE array is occupied by one matmul (MultiplyMoving): max(N, 64) cycles for 2-byte / fp8 inputs,
+    4x for fp32 (2x for an fp32 transpose on NeuronCore-v3+), half for fp8 double-row on NeuronCore-v3+.
+    A LoadStationary overlaps the previous matmul (`loadstationary_ns`, applied by the timing pass)."""
     n = instr.free
-    cycles = max(n, arch.extra.get("matmul_min_cycles", 64))
+    cycles = max(n, arch.matmul_min_cycles)
     dt = instr.in_dtype
     if dt == dtypes.float32:
-        cycles *= 4
+        if instr.attrs.get("transpose") and arch.nc_version >= 3:
+            cycles *= arch.fp32_matmul_factor / 2
+        else:
+            cycles *= arch.fp32_matmul_factor
     elif instr.attrs.get("perf_mode") == "double_row" and arch.fp8_double_rate:
         cycles /= 2
+    return cycles / arch.clock_ghz["Tensor"]
+
+
+def loadstationary_ns(instr: Instruction, arch: Arch) -> float:
+    """ns of loading a new stationary tile (fast LoadStationary: 4x faster than a matmul of the same free
+    size, fp32 at quarter rate). It runs in the background of the previous matmul, so a matmul whose
+    stationary differs from its predecessor's costs max(matmul_cost, loadstationary_ns)."""
+    m = int(instr.attrs.get("M", 128) or 0)
+    cycles = m / max(arch.loadstationary_speedup, 1e-9)
+    if instr.in_dtype == dtypes.float32:
+        cycles *= arch.fp32_matmul_factor
     return cycles / arch.clock_ghz["Tensor"]
 
 
@@ -230,4 +246,153 @@ def nc_transpose_pe(
         in_dtype=data.dtype,
         out_dtype=dst.dtype,
         attrs={"M": f, "K": p, "N": p, "transpose": True},
+    )
+
+
+# ---------------------------------------------------------------------------------- current-API: MX matmul
+MATMUL_MX = c.spec(
+    "nc_matmul_mx", Engine.TENSOR, "MATMUL_MX", matmul_cost, "PSUM[M,N] (+)= dequant(stationary).T @ dequant(moving)"
+)
+
+
+def unpack_x4(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Packed MX data [..., n] (x4 dtype) -> fp32 values [..., n, 4] (the x4 axis is part of the contraction).
+
+    fp8 x4: byte i of the 32-bit element is value i; fp4 x4: value 2b is the low nibble of byte b, 2b+1 the high."""
+    elem, count = dtypes.X4_TYPES[dtype]
+    b = np.ascontiguousarray(raw).view(np.uint8).reshape(raw.shape + (dtype.itemsize,))
+    if elem.itemsize == 1 and dtype.itemsize == count:
+        return b.view(elem).astype(np.float32)
+    nib = np.stack([b & 0x0F, b >> 4], axis=-1).reshape(raw.shape + (count,))
+    return nib.astype(np.uint8).view(elem).astype(np.float32)
+
+
+def mx_scale_rows(partitions: int, scale_partitions: int) -> np.ndarray | None:
+    """Row of the scale tensor holding the scale of each 8-partition group, or None if the layout is invalid.
+
+    Scales follow the SBUF quadrant layout (group g of quadrant q at partition 32q + g, as quantize_mx writes
+    them when the scale tensor spans the data's partitions) or a compact layout (row 4q + g)."""
+    groups = np.arange(partitions // 8)
+    q, g = groups // 4, groups % 4
+    quad = 32 * q + g
+    if scale_partitions >= int(quad.max()) + 1 and scale_partitions > partitions // 8:
+        return quad
+    if scale_partitions == partitions // 8:
+        return 4 * q + g
+    return None
+
+
+def _mx_operand(t: Tensor, scale: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
+    """Dequantised [K * 4, F] fp32 matrix of an MX operand (contraction index = partition * 4 + x4 slot)."""
+    k, f = t.partitions, t.free_size
+    vals = unpack_x4(c.read_operand(t, api, name, loc).reshape(k, f), t.dtype)  # [K, F, 4]
+    sv = c.read_operand(scale, api, name + "_scale", loc).reshape(scale.partitions, -1)
+    rows = mx_scale_rows(k, scale.partitions)
+    sbits = sv[rows].view(np.uint8).astype(np.int32) if sv.dtype.itemsize == 1 else sv[rows].astype(np.int32)
+    exps = np.ldexp(np.float32(1.0), sbits - 127).astype(np.float32)  # [K/8, F]
+    vals = vals * np.repeat(exps, 8, axis=0)[:, :, None]
+    return vals.transpose(0, 2, 1).reshape(k * 4, f)
+
+
+def nc_matmul_mx(
+    dst: Tensor,
+    stationary: Tensor,
+    moving: Tensor,
+    stationary_scale: Tensor,
+    moving_scale: Tensor,
+    *,
+    accumulate: bool | None = None,
+    tile_position: object = None,
+    tile_size: object = None,
+    loc: SourceLoc | None = None,
+    api: str = "nc_matmul_mx",
+) -> Instruction:
+    """dst[M, N] (+)= sum over (k, i) of stationary[k, m, i] * 2^s_stat * moving[k, n, i] * 2^s_mov (NeuronCore-v4)."""
+    from ..core.context import current
+
+    loc = loc or c.here()
+    run = current()
+    c.check_nc_version(api, loc, run, 4)
+    for nm, t, allowed in (
+        ("stationary", stationary, ("sbuf",)),
+        ("moving", moving, ("sbuf",)),
+        ("stationary_scale", stationary_scale, ("sbuf",)),
+        ("moving_scale", moving_scale, ("sbuf",)),
+        ("dst", dst, ("psum",)),
+    ):
+        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, allowed)
+    for nm, t in (("stationary", stationary), ("moving", moving)):
+        if t.dtype not in dtypes.X4_TYPES:
+            raise NkiValidationError(
+                f"{api}: '{nm}' must be float8_e5m2_x4, float8_e4m3fn_x4 or float4_e2m1fn_x4, got "
+                f"{dtypes.name_of(t.dtype)}",
+                code="err_unsupported_dtype",
+                values={nm: dtypes.name_of(t.dtype)},
+                loc=loc,
+            )
+    for nm, t in (("stationary_scale", stationary_scale), ("moving_scale", moving_scale)):
+        if t.dtype not in (dtypes.uint8, dtypes.float8_e8m0fnu):
+            raise NkiValidationError(
+                f"{api}: '{nm}' must be uint8 (E8M0 exponents), got {dtypes.name_of(t.dtype)}",
+                code="err_unsupported_dtype",
+                values={nm: dtypes.name_of(t.dtype)},
+                loc=loc,
+            )
+    if dst.dtype not in (dtypes.float32, dtypes.bfloat16):
+        raise NkiValidationError(
+            f"{api}: dst must be float32 or bfloat16, got {dtypes.name_of(dst.dtype)}",
+            code="err_unsupported_dtype",
+            values={"dst": dtypes.name_of(dst.dtype)},
+            loc=loc,
+        )
+    k = c.check_partitions_match(api, loc, stationary=stationary, moving=moving)
+    m, n = stationary.free_size, moving.free_size
+    nmax = 512 if dst.dtype == dtypes.float32 else 1024
+    if k % 32 or m % 2 or m > GEMM_STATIONARY_FMAX or n > nmax:
+        raise NkiValidationError(
+            f"{api}: partition size must be a multiple of 32 (got {k}), stationary free size even and <= 128 (got "
+            f"{m}), moving free size <= {nmax} (got {n})",
+            code="err_size_of_dimension_exceed_arch_limit",
+            values={"stationary": stationary.shape, "moving": moving.shape},
+            loc=loc,
+        )
+    for nm, t, data in (("stationary_scale", stationary_scale, stationary), ("moving_scale", moving_scale, moving)):
+        if mx_scale_rows(k, t.partitions) is None or t.free_size != data.free_size:
+            raise NkiValidationError(
+                f"{api}: '{nm}' {t.shape} does not match the MX scale layout of {data.shape} (one scale per 8 "
+                f"partitions x 1 packed element, in quadrant or compact layout)",
+                code="err_shape_mismatch",
+                values={nm: t.shape, "data": data.shape},
+                loc=loc,
+            )
+    if dst.partitions != m or dst.free_size != n:
+        raise NkiValidationError(
+            f"{api}: dst shape {dst.shape} does not match the result [{m}, {n}]",
+            code="err_shape_mismatch",
+            values={"dst": dst.shape, "stationary": stationary.shape, "moving": moving.shape},
+            loc=loc,
+        )
+    if run.numerics:
+        a = _mx_operand(stationary, stationary_scale, api, "stationary", loc)
+        b = _mx_operand(moving, moving_scale, api, "moving", loc)
+        prod = (a.T @ b).astype(np.float32).reshape(dst.shape)
+        if accumulate is False:
+            res = prod
+        else:
+            prev = dst.read_fp32()
+            open_ = dst.acc_open() if accumulate is None else None
+            res = prev + prod if accumulate is True else (np.where(open_, prev + prod, prod) if open_ is not None else prod)
+        dst.write(res.astype(np.float32), state=WRITTEN | ACC_OPEN)
+    return c.emit(
+        MATMUL_MX,
+        loc,
+        [stationary, moving, stationary_scale, moving_scale],
+        [dst],
+        flops=2 * 4 * k * m * n,
+        partitions=k,
+        free=n,
+        in_dtype=dtypes.float8_e4m3,
+        out_dtype=dst.dtype,
+        attrs={"M": m, "K": 4 * k, "N": n, "perf_mode": "double_row", "stationary_id": id(stationary.storage)},
+        accumulate=accumulate is not False,
     )

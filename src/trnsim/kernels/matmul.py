@@ -261,8 +261,10 @@ def matmul_optimized(lhsT, rhs, TILES_IN_BLOCK_M=None, TILES_IN_BLOCK_N=None, TI
     for n in nl.affine_range(NUM_BLOCK_N):
         # SBUF accumulators for the whole M extent of this N block: result_tiles[m][bm][bn] [TILE_M, TILE_N].
         result_tiles = [
-            [[nl.zeros((TILE_M, TILE_N), dtype=acc_dtype, buffer=nl.sbuf) for _ in range(TILES_IN_BLOCK_N)]
-             for _ in range(TILES_IN_BLOCK_M)]
+            [
+                [nl.zeros((TILE_M, TILE_N), dtype=acc_dtype, buffer=nl.sbuf) for _ in range(TILES_IN_BLOCK_N)]
+                for _ in range(TILES_IN_BLOCK_M)
+            ]
             for _ in range(NUM_BLOCK_M)
         ]
 

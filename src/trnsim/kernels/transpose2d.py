@@ -35,9 +35,7 @@ def transpose2d(in_tensor):
             # SBUF [rows, cols] -> PSUM [cols, rows] (a matmul against the identity on the PE array)
             t_psum = nisa.nc_transpose(in_tile, mask=in_mask)
             t_sbuf = nl.copy(t_psum)
-            nl.store(
-                out_tensor[j * T + i_p, i * T + i_f], value=t_sbuf, mask=(j * T + i_p < C) & (i * T + i_f < R)
-            )
+            nl.store(out_tensor[j * T + i_p, i * T + i_f], value=t_sbuf, mask=(j * T + i_p < C) & (i * T + i_f < R))
     return out_tensor
 
 
@@ -59,9 +57,7 @@ def transpose2d_dma(in_tensor):
             t_sbuf = nl.load_transpose2d(
                 in_tensor[i * TF + i_src_p, j * TP + i_src_f], mask=(i * TF + i_src_p < R) & (j * TP + i_src_f < C)
             )
-            nl.store(
-                out_tensor[j * TP + i_p, i * TF + i_f], value=t_sbuf, mask=(j * TP + i_p < C) & (i * TF + i_f < R)
-            )
+            nl.store(out_tensor[j * TP + i_p, i * TF + i_f], value=t_sbuf, mask=(j * TP + i_p < C) & (i * TF + i_f < R))
     return out_tensor
 
 

@@ -21,11 +21,16 @@ ENGINE_TRACKS = (LOAD_STATIONARY, MULTIPLY_MOVING, "Vector", "Scalar", "GpSimd",
 COMPUTE_ENGINES = (Engine.TENSOR, Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD, Engine.SYNC)
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def dtype_name(dt: Any) -> str:
     if dt is None:
         return ""
-    name = getattr(dt, "name", None) or str(dt)
-    return str(name)
+    hit = _DTYPE_NAMES.get(dt)
+    if hit is None:
+        hit = _DTYPE_NAMES[dt] = str(getattr(dt, "name", None) or dt)
+    return hit
 
 
 def is_tensor_pe(ins: Instruction) -> bool:
@@ -41,11 +46,25 @@ def short_loc(loc: Any) -> str:
     return f"{os.path.basename(loc.file)}:{loc.line}"
 
 
+_ACCESS_TEXT: dict[tuple, str] = {}
+
+
 def access_text(a: Any) -> str:
-    dims = "x".join(str(s) for s in a.shape)
+    """'sbuf:name[128x512] bfloat16 p[0:128]' (HBM: 'shared_hbm:name[128x512] bfloat16 rows[..] bytes[..]')."""
     st = a.storage
-    part = f" p[{a.p_lo}:{a.p_hi}]" if st.buffer.on_chip else ""
-    return f"{st.buffer.name}:{st.name}[{dims}] {dtype_name(a.dtype)}{part}"
+    key = (st.id, a.p_lo, a.p_hi, a.f_lo, a.f_hi, a.shape)
+    hit = _ACCESS_TEXT.get(key)
+    if hit is None:
+        dims = "x".join(str(s) for s in a.shape)
+        if st.buffer.on_chip:
+            where = f" p[{a.p_lo}:{a.p_hi}]"
+        else:
+            where = f" rows[{a.p_lo}:{a.p_hi}] bytes[{a.f_lo}:{a.f_hi}]"
+        hit = f"{st.buffer.name}:{st.name}[{dims}] {dtype_name(a.dtype)}{where}"
+        if len(_ACCESS_TEXT) > 200_000:
+            _ACCESS_TEXT.clear()
+        _ACCESS_TEXT[key] = hit
+    return hit
 
 
 def instruction_bytes(ins: Instruction) -> int:
@@ -86,6 +105,20 @@ class ProfileData:
         self.cores = sorted(set(self.core.tolist())) if n else [0]
         self._ls: tuple[np.ndarray, np.ndarray] | None = None
         self._queues: list[str] | None = None
+        self._memory: dict | None = None
+        self._dma: dict[int, tuple] = {}
+
+    def memory(self) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray, int]]:
+        """`memory_series(self)`, computed once."""
+        if self._memory is None:
+            self._memory = memory_series(self)
+        return self._memory
+
+    def dma(self, core: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """`dma_series(self, core)`, computed once per core."""
+        if core not in self._dma:
+            self._dma[core] = dma_series(self, core)
+        return self._dma[core]
 
     # ------------------------------------------------------------------ tracks
     def queue_of(self, i: int) -> str:
@@ -104,17 +137,21 @@ class ProfileData:
     def load_stationary(self) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) of the LoadStationary of each PE instruction (NaN where the stationary is reused).
 
-        Taken from the timing pass when it records them (`Timed.ls_start` / `Timed.ls_end`); otherwise the
-        profile places a fast weight load right before the moving pass, overlapping the previous moving pass
-        (background load) but never an earlier LoadStationary.
+        Taken from the timing pass when it records them (`Timed.ls_start` / `Timed.ls_end`). Otherwise: the
+        timing pass charges a PE instruction max(LoadStationary, MultiplyMoving) when its stationary tile
+        changes, so the LoadStationary is shown at the start of the instruction's window, for the time the
+        ISA's cost rule gives it (`isa.tensor_engine.loadstationary_ns` when present, else `ls_cycles`).
         """
         if self._ls is not None:
             return self._ls
         n = self.n
         ls_s = np.full(n, np.nan)
         ls_e = np.full(n, np.nan)
-        last_stat: dict[int, tuple] = {}
-        last_ls_end: dict[int, float] = {}
+        try:
+            from ..isa.tensor_engine import loadstationary_ns
+        except ImportError:
+            loadstationary_ns = None
+        last_stat: dict[int, Any] = {}
         clock = self.arch.clock_ghz.get("Tensor", 1.0)
         timings = self.est.timings
         for i, ins in enumerate(self.launch.stream):
@@ -127,19 +164,14 @@ class ProfileData:
                 if given_e is not None and given_e > given_s:
                     ls_s[i], ls_e[i] = given_s, given_e
                 continue
-            a = ins.reads[0] if ins.reads else None
-            key = (a.storage.id, a.p_lo, a.p_hi, a.f_lo, a.f_hi) if a is not None else None
+            sid = ins.attrs.get("stationary_id")
             c = ins.core
-            if key is not None and last_stat.get(c) == key and not is_transpose(ins):
-                continue  # same stationary tile as the previous matmul: no reload
-            last_stat[c] = key
-            dur = ls_cycles(ins) / clock
-            e = t.start
-            s = max(e - dur, last_ls_end.get(c, 0.0))
-            if e - s < 1e-9:
-                s, e = last_ls_end.get(c, 0.0), max(last_ls_end.get(c, 0.0), t.start) + dur
-            ls_s[i], ls_e[i] = s, e
-            last_ls_end[c] = e
+            if sid is not None and last_stat.get(c) == sid:
+                continue  # same stationary tile as the previous matmul of this core: no reload
+            last_stat[c] = sid
+            dur = float(loadstationary_ns(ins, self.arch)) if loadstationary_ns is not None else ls_cycles(ins) / clock
+            ls_s[i] = t.start
+            ls_e[i] = t.start + min(dur, max(t.end - t.start, 0.0)) if t.end > t.start else t.start + dur
         self._ls = (ls_s, ls_e)
         return self._ls
 

@@ -74,11 +74,16 @@ _SEQ_ID = 1  # one writer sequence per file
 _MAX_INTERNED_STRINGS = 200_000  # argument values past this many distinct strings are written inline
 
 
+_SMALL = [bytes((v,)) for v in range(0x80)]
+
+
 def varint(v: int) -> bytes:
     if v < 0:
         v += 1 << 64
     if v < 0x80:
-        return bytes((v,))
+        return _SMALL[v]
+    if v < 0x4000:
+        return bytes(((v & 0x7F) | 0x80, v >> 7))
     out = bytearray()
     while v >= 0x80:
         out.append((v & 0x7F) | 0x80)
@@ -87,8 +92,15 @@ def varint(v: int) -> bytes:
     return bytes(out)
 
 
+_KEYS: dict[int, bytes] = {}
+
+
 def _key(field: int, wire: int) -> bytes:
-    return varint((field << 3) | wire)
+    k = (field << 3) | wire
+    hit = _KEYS.get(k)
+    if hit is None:
+        hit = _KEYS[k] = varint(k)
+    return hit
 
 
 def f_varint(field: int, v: int) -> bytes:
@@ -164,7 +176,8 @@ class PerfettoWriter:
 
     def _annotation(self, name: str, value: Any, pending: list[bytes]) -> bytes:
         """Encoded DebugAnnotation (name interned; short repeated string values interned)."""
-        key = (name, value) if not isinstance(value, float) else None
+        # cache the encoding of repeated (name, value) pairs: strings, bools and small integers
+        key = (name, value) if (isinstance(value, str) or (isinstance(value, int) and -1 < value < 4096)) else None
         if key is not None:
             hit = self._annot_cache.get(key)
             if hit is not None:
@@ -280,7 +293,7 @@ class PerfettoWriter:
         self._packet(
             f_varint(_P_TIMESTAMP, ts)
             + f_bytes(_P_TRACK_EVENT, _END_TYPE + f_varint(_E_TRACK_UUID, track))
-            + self._seq_prefix(b"")
+            + _SEQ
         )
 
     def counter(self, track: int, ts: int, value: float) -> None:
@@ -291,5 +304,5 @@ class PerfettoWriter:
         self._packet(
             f_varint(_P_TIMESTAMP, ts)
             + f_bytes(_P_TRACK_EVENT, _COUNTER_TYPE + f_varint(_E_TRACK_UUID, track) + v)
-            + self._seq_prefix(b"")
+            + _SEQ
         )

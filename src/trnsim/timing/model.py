@@ -1,206 +1,898 @@
-"""The timing pass: schedule an instruction stream on the engines and DMA rings of one or more cores.
+"""The timing pass: schedule an instruction stream on the engines and DMA queues of one or more cores.
 
-Each engine (Tensor, Vector, Scalar, GpSimd, Sync) runs its instructions in program order. An instruction
-starts when its engine is free, its inputs are produced (RAW) and earlier readers / writers of its outputs
-are done (WAR / WAW), tracked on the (partition, byte) boxes actually touched. DMA transfers wait for their
-dependencies, pay a fixed issue latency, then occupy as many of the core's DMA engines as their partitions
-need, at the per-engine bandwidth scaled by the efficiency for their bytes per partition.
+Model (every number comes from the target's `Arch`, see timing/archs/*.json):
+
+* Engines (Tensor, Vector, Scalar, GpSimd, Sync) of each core execute one instruction at a time, in the
+  order the compiler's list scheduler gives them: program order, except that an instruction may move ahead
+  of at most `reorder_window - 1` earlier instructions of its engine that are not ready yet.
+* An instruction occupies its engine for its cost (the ISA module's cost rule); its result becomes visible
+  `pipeline_latency_cycles[engine]` later. Dependencies are found on the (partition, byte) boxes actually
+  touched: read-after-write waits for the producer's result, write-after-read for the reader's end,
+  write-after-write for the earlier write (same-engine writes, e.g. PSUM accumulation, only keep order).
+* Buffer rotation: on-chip tiles allocated at one source line share a ring of physical buffers (live
+  instances x `buffer_rotation`, fewer when SBUF / PSUM would overflow); the first access of a tile waits until
+  every use of the tile that previously held its buffer is done.
+* DMA: each DMA statement gets a queue (per issuing engine, `dma_queues` of them, by source line). A transfer
+  is triggered by its issuer (`dma_issue_ns` each, serialised), starts moving data `dma_fixed_ns` after the
+  trigger, and occupies the DMA engines serving its partitions (`dma_partitions_per_engine` each): on each
+  engine it lasts at least descriptors x max~(dma_descriptor_ns, descriptor bytes / engine bandwidth) and
+  its bytes flow through the engine's data pipe (shared by all queues) and the HBM domain's pipe (shared by
+  the cores of the domain). Transfers of one queue run in order on each engine.
+* Cores run independently (SPMD programs / LNC=2 halves carry `Instruction.core`); latency is the makespan.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import heapq
+import math
+from collections import deque
 from typing import Any
 
 from ..core.instruction import Engine, Instruction
 from .arch import Arch
 
+RAW, WAR, WAW, ORD, BUF, BAR = 0, 1, 2, 3, 4, 5
+KIND_NAMES = {RAW: "data", WAR: "reader", WAW: "write-order", ORD: "order", BUF: "buffer", BAR: "barrier", -1: "engine"}
 
-@dataclass
+COMPUTE_ENGINES = (Engine.TENSOR, Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD, Engine.SYNC)
+
+
 class Timed:
-    """Start / end of one instruction and what it waited on."""
+    """Start / end of one instruction and what it waited on.
 
-    start: float
-    end: float
-    wait_on: int = -1  # index of the instruction whose completion released this one (-1: engine / none)
-    wait_ns: float = 0.0
-    queue: str = ""
+    `start`/`end`: when the instruction occupies its engine (DMA: when data moves). `done`: when its result is
+    visible to dependents. `wait_on`: index of the instruction whose completion released it (-1: it only
+    waited for its engine / queue). `wait_ns`: how long it waited for that after its engine was free.
+    `reason`: the kind of that dependency ("data", "reader", "buffer", ...). `issue`: DMA trigger time.
+    """
+
+    __slots__ = ("start", "end", "wait_on", "wait_ns", "queue", "done", "issue", "reason")
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        wait_on: int = -1,
+        wait_ns: float = 0.0,
+        queue: str = "",
+        done: float | None = None,
+        issue: float | None = None,
+        reason: str = "",
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.wait_on = wait_on
+        self.wait_ns = wait_ns
+        self.queue = queue
+        self.done = end if done is None else done
+        self.issue = start if issue is None else issue
+        self.reason = reason
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def __repr__(self) -> str:
+        q = f" {self.queue}" if self.queue else ""
+        return f"Timed({self.start:.1f}..{self.end:.1f}{q} wait_on={self.wait_on})"
 
 
-@dataclass
 class Estimate:
-    """Result of the timing pass for one launch."""
+    """Result of the timing pass for one launch.
 
-    arch: Arch
-    total_ns: float
-    timings: list[Timed]
-    engine_busy_ns: dict[str, float] = field(default_factory=dict)
-    dma_bytes: int = 0
-    hbm_bytes: int = 0
-    flops: int = 0
-    critical_path: list[int] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    Stable fields: total_ns, timings[i] (start, end, wait_on, wait_ns, queue), engine_busy_ns, flops,
+    hbm_bytes, dma_bytes, mfu, mbu, critical_path. Also: hfu, idle (per engine: idle time by reason),
+    dma_active_ns, cores, and `extra` for anything else.
+    """
 
+    def __init__(
+        self,
+        arch: Arch,
+        total_ns: float,
+        timings: list[Timed],
+        engine_busy_ns: dict[str, float] | None = None,
+        dma_bytes: int = 0,
+        hbm_bytes: int = 0,
+        flops: int = 0,
+        critical_path: list[int] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.arch = arch
+        self.total_ns = total_ns
+        self.timings = timings
+        self.engine_busy_ns = engine_busy_ns or {}
+        self.dma_bytes = dma_bytes
+        self.hbm_bytes = hbm_bytes
+        self.flops = flops
+        self.critical_path = critical_path or []
+        self.extra = extra or {}
+        self.pe_flops = flops  # all PE-array flops incl. transposes (HFU)
+        self.idle: dict[str, dict[tuple, float]] = {}
+        self.dma_active_ns = 0.0
+        self.cores = 1
+
+    # ------------------------------------------------------------------ derived metrics
     @property
     def total_us(self) -> float:
         return self.total_ns / 1000.0
 
+    @property
+    def total_ms(self) -> float:
+        return self.total_ns / 1e6
+
     def engine_utilisation(self) -> dict[str, float]:
-        t = max(self.total_ns, 1e-9)
+        """Busy fraction per engine (averaged over the cores used; DMA: time with a transfer in flight)."""
+        t = max(self.total_ns, 1e-9) * max(1, self.cores)
         return {k: v / t for k, v in self.engine_busy_ns.items()}
 
     @property
+    def _peak(self) -> float:
+        return self.arch.peak_bf16_flops_per_ns * max(1, self.cores) * max(self.total_ns, 1e-9)
+
+    @property
     def mfu(self) -> float:
-        peak = self.arch.peak_bf16_flops_per_ns * max(1, self.extra.get("cores", 1))
-        return self.flops / (peak * max(self.total_ns, 1e-9))
+        """Model FLOPs utilisation: matmul flops / (bf16 peak x time x cores)."""
+        return self.flops / self._peak
+
+    @property
+    def hfu(self) -> float:
+        """Hardware FLOPs utilisation: every PE-array flop (transposes included) / (bf16 peak x time x cores)."""
+        return self.pe_flops / self._peak
 
     @property
     def mbu(self) -> float:
-        bw = self.arch.hbm_bytes_per_ns * max(1, self.extra.get("cores", 1))
+        """Memory bandwidth utilisation: HBM bytes / (HBM bandwidth x time x cores)."""
+        bw = self.arch.hbm_bytes_per_ns * max(1, self.cores)
         return self.hbm_bytes / (bw * max(self.total_ns, 1e-9))
 
+    def idle_reasons(self, engine: str, top: int = 5) -> list[tuple[tuple, float]]:
+        """Largest idle-time causes of `engine` (summed over cores): ((kind, producer, location), ns)."""
+        d = self.idle.get(engine, {})
+        return sorted(d.items(), key=lambda kv: -kv[1])[:top]
 
-class _RegionTracker:
-    """Last writers and readers since, per storage, as boxes with completion times."""
+    def summary(self) -> str:
+        util = self.engine_utilisation()
+        parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(util.items()))
+        return (
+            f"{self.total_us:.3f} us on {self.arch.name} ({self.cores} core{'s' if self.cores > 1 else ''}); "
+            f"MFU {100 * self.mfu:.1f}%, MBU {100 * self.mbu:.1f}%; busy: {parts}"
+        )
 
-    __slots__ = ("writes", "reads")
+    def __repr__(self) -> str:
+        return f"<Estimate {self.summary()}>"
 
-    def __init__(self) -> None:
-        self.writes: dict[int, list[tuple[int, int, int, int, float, int]]] = {}
-        self.reads: dict[int, list[tuple[int, int, int, int, float, int]]] = {}
 
-    @staticmethod
-    def _latest(entries, a) -> tuple[float, int]:
-        best, who = 0.0, -1
-        for p0, p1, f0, f1, end, idx in entries:
-            if p0 < a.p_hi and a.p_lo < p1 and f0 < a.f_hi and a.f_lo < f1 and end > best:
-                best, who = end, idx
-        return best, who
+# ============================================================================================ helpers
+def dma_descriptor_ns(arch: Arch, desc_bytes: float) -> float:
+    """Time one DMA engine spends on one descriptor of `desc_bytes` (soft maximum of overhead and transfer)."""
+    c = arch.dma_descriptor_ns
+    x = desc_bytes / arch.dma_bytes_per_ns_per_engine
+    if c <= 0:
+        return x
+    k = arch.dma_knee
+    return (c**k + x**k) ** (1.0 / k)
 
-    def ready(self, ins: Instruction) -> tuple[float, int]:
-        best, who = 0.0, -1
-        for a in ins.reads:
-            e = self.writes.get(a.storage.id)
-            if e:
-                t, w = self._latest(e, a)
-                if t > best:
-                    best, who = t, w
-        for a in ins.writes:
-            sid = a.storage.id
-            for table in (self.writes, self.reads):
-                e = table.get(sid)
-                if e:
-                    t, w = self._latest(e, a)
-                    if t > best:
-                        best, who = t, w
-        return best, who
 
-    def record(self, ins: Instruction, end: float) -> None:
-        idx = ins.idx
-        for a in ins.reads:
-            self.reads.setdefault(a.storage.id, []).append((a.p_lo, a.p_hi, a.f_lo, a.f_hi, end, idx))
-        for a in ins.writes:
-            sid = a.storage.id
-            box = (a.p_lo, a.p_hi, a.f_lo, a.f_hi)
-            for table in (self.writes, self.reads):
+def dma_efficiency(arch: Arch, desc_bytes: float) -> float:
+    """Throughput of one engine on descriptors of `desc_bytes`, relative to its peak bandwidth."""
+    if desc_bytes <= 0:
+        return 1.0
+    return (desc_bytes / arch.dma_bytes_per_ns_per_engine) / dma_descriptor_ns(arch, desc_bytes)
+
+
+def _overlap(a, p0: int, p1: int, f0: int, f1: int) -> bool:
+    return a.p_lo < p1 and p0 < a.p_hi and a.f_lo < f1 and f0 < a.f_hi
+
+
+def _is_plain_dma(ins: Instruction) -> bool:
+    """A data transfer costed by the DMA engine model (other DMA-queue records bring their own cost rule)."""
+    from ..isa.dma import dma_cost
+
+    spec = ins.spec
+    return spec is None or spec.cost is dma_cost
+
+
+def _issuer_of(queue: str) -> str:
+    q = queue[1:] if queue.startswith("q") else queue
+    for name in ("Sync", "Act", "Scalar", "Vector", "GpSimd", "Pool", "Tensor", "Collective"):
+        if q.startswith(name):
+            return name
+    return "Sync"
+
+
+# ============================================================================================ dependency pass
+class _Graph:
+    """Dependency graph over the stream plus virtual nodes (buffer releases)."""
+
+    __slots__ = ("n", "deps", "children", "vdeps", "queue_of", "dma_queue_names")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.deps: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.vdeps: list[list[tuple[int, int]]] = []  # virtual node deps (index n + k)
+        self.children: list[list[tuple[int, int]]] = []
+        self.queue_of: list[str] = [""] * n
+        self.dma_queue_names: dict[tuple, str] = {}
+
+    def add_virtual(self, deps: list[tuple[int, int]]) -> int:
+        self.vdeps.append(deps)
+        return self.n + len(self.vdeps) - 1
+
+
+def _site_key(st) -> tuple:
+    return (st.core, st.buffer.kind, st.loc, st.row_bytes)
+
+
+def _rotation_plan(stream: list[Instruction], arch: Arch):
+    """First/last stream position per on-chip storage and buffers per allocation site."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    stor: dict[int, Any] = {}
+    for pos, ins in enumerate(stream):
+        for acc in ins.reads:
+            st = acc.storage
+            if st.buffer.kind == "hbm":
+                continue
+            sid = st.id
+            if sid not in first:
+                first[sid] = pos
+                stor[sid] = st
+            last[sid] = pos
+        for acc in ins.writes:
+            st = acc.storage
+            if st.buffer.kind == "hbm":
+                continue
+            sid = st.id
+            if sid not in first:
+                first[sid] = pos
+                stor[sid] = st
+            last[sid] = pos
+    sites: dict[tuple, list[int]] = {}
+    for sid, st in stor.items():
+        sites.setdefault(_site_key(st), []).append(sid)
+    live_max: dict[tuple, int] = {}
+    for key, sids in sites.items():
+        if len(sids) == 1:
+            live_max[key] = 1
+            continue
+        ev = []
+        for sid in sids:
+            ev.append((first[sid], 1))
+            ev.append((last[sid] + 1, -1))
+        ev.sort(key=lambda e: (e[0], e[1]))
+        cur = best = 0
+        for _, d in ev:
+            cur += d
+            best = max(best, cur)
+        live_max[key] = max(best, 1)
+    # Rotation depth per site: every site gets one buffer per live instance; then, while SBUF / PSUM has room,
+    # sites whose buffers turn over most often (instances / live instances) get `buffer_rotation` sets.
+    caps = {"sbuf": arch.sbuf_usable_bytes_per_partition, "psum": arch.psum_bytes_per_partition}
+    rot: dict[tuple, int] = {}
+    groups: dict[tuple, list[tuple]] = {}
+    for key in sites:
+        groups.setdefault((key[0], key[1]), []).append(key)
+    rmax = max(1, int(arch.buffer_rotation))
+    for (_core, kind), keys in groups.items():
+        cap = caps.get(kind, 1 << 62)
+        used = sum(live_max[k] * k[3] for k in keys)
+        multi = [k for k in keys if len(sites[k]) > live_max[k]]
+        multi.sort(key=lambda k: (-len(sites[k]) / live_max[k], live_max[k] * k[3], repr(k[2])))
+        for r in range(2, rmax + 1):
+            for k in multi:
+                if rot.get(k, 1) == r - 1 and used + live_max[k] * k[3] <= cap:
+                    rot[k] = r
+                    used += live_max[k] * k[3]
+    targets = {k: live_max[k] * rot.get(k, 1) for k in sites}
+    return first, last, stor, targets
+
+
+def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
+    n = len(stream)
+    g = _Graph(n)
+    first, last, stor, targets = _rotation_plan(stream, arch)
+    # releases per stream position
+    releases: dict[int, list[int]] = {}
+    for sid, pos in last.items():
+        releases.setdefault(pos, []).append(sid)
+    accessors: dict[int, list[int]] = {}
+    nslots: dict[tuple, int] = {}
+    free: dict[tuple, deque] = {}
+    release_node: dict[int, int] = {}
+    writes: dict[int, list] = {}
+    reads: dict[int, list] = {}
+    qlines: dict[tuple, dict] = {}
+    nq = max(1, int(arch.dma_queues))
+    deps_all = g.deps
+    for i, ins in enumerate(stream):
+        eng = ins.engine
+        deps: dict[int, int] = {}
+        # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
+        for acc in ins.reads + ins.writes:
+            st = acc.storage
+            if st.buffer.kind == "hbm":
+                continue
+            sid = st.id
+            lst = accessors.get(sid)
+            if lst is None:
+                accessors[sid] = lst = []
+                key = _site_key(st)
+                tgt = targets.get(key, 1)
+                have = nslots.get(key, 0)
+                fq = free.get(key)
+                if have >= tgt and fq:
+                    prev = fq.popleft()
+                    v = release_node.get(prev)
+                    if v is None:
+                        v = g.add_virtual([(j, WAR) for j in accessors.get(prev, ())])
+                        release_node[prev] = v
+                    deps[v] = BUF
+                else:
+                    nslots[key] = have + 1
+            if not lst or lst[-1] != i:
+                lst.append(i)
+        # ---- data dependencies on the boxes touched
+        for acc in ins.reads:
+            wl = writes.get(acc.storage.id)
+            if wl:
+                p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                for e in wl:
+                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                        deps[e[4]] = RAW
+        for acc in ins.writes:
+            sid = acc.storage.id
+            p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            wl = writes.get(sid)
+            if wl:
+                for e in wl:
+                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                        j = e[4]
+                        if j not in deps or deps[j] > WAW:
+                            deps[j] = ORD if e[5] == eng else WAW
+            rl = reads.get(sid)
+            if rl:
+                for e in rl:
+                    j = e[4]
+                    if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
+                        deps[j] = WAR
+        # ---- record this instruction's accesses
+        for acc in ins.reads:
+            reads.setdefault(acc.storage.id, []).append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
+        for acc in ins.writes:
+            sid = acc.storage.id
+            box = (acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
+            for table in (writes, reads):
                 lst = table.get(sid)
                 if lst:
-                    # Entries inside the new write's box are dominated: later accesses wait for this write.
                     table[sid] = [
                         x for x in lst if not (box[0] <= x[0] and x[1] <= box[1] and box[2] <= x[2] and x[3] <= box[3])
                     ]
-            self.writes.setdefault(sid, []).append((*box, end, idx))
+            writes.setdefault(sid, []).append((*box, i, eng))
+        # ---- DMA queue of this statement
+        if eng == Engine.DMA:
+            base = ins.attrs.get("queue") or "qSyncIO"
+            lines = qlines.setdefault((ins.core, base), {})
+            k = lines.get(ins.loc)
+            if k is None:
+                k = lines[ins.loc] = len(lines) % nq
+            g.queue_of[i] = f"{base}{k}"
+        if deps:
+            deps_all[i] = list(deps.items())
+        # ---- buffers released after this position
+        rel = releases.get(i)
+        if rel:
+            for sid in rel:
+                free.setdefault(_site_key(stor[sid]), deque()).append(sid)
+    # children lists
+    total = n + len(g.vdeps)
+    children: list[list[tuple[int, int]]] = [[] for _ in range(total)]
+    for i in range(n):
+        for j, kind in deps_all[i]:
+            children[j].append((i, kind))
+    for k, dl in enumerate(g.vdeps):
+        v = n + k
+        for j, kind in dl:
+            children[j].append((v, kind))
+    g.children = children
+    return g
+
+
+# ============================================================================================ scheduler
+class _Calendar:
+    """Busy intervals of a shared bandwidth resource (a core's DMA data path, an HBM domain).
+
+    `alloc(t, work)` books `work` ns of the resource from time `t` on, filling idle gaps first (earlier
+    bookings keep their slots), and returns when the last piece ends."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def prune(self, t: float) -> None:
+        ends = self.ends
+        if len(ends) > 64 and ends[0] <= t:
+            k = bisect.bisect_right(ends, t)
+            del self.starts[:k]
+            del ends[:k]
+
+    def alloc(self, t: float, work: float) -> float:
+        if work <= 0:
+            return t
+        starts, ends = self.starts, self.ends
+        k = bisect.bisect_right(ends, t)
+        cur = t
+        remaining = work
+        new_s: list[float] = []
+        new_e: list[float] = []
+        n = len(starts)
+        j = k
+        while remaining > 1e-12:
+            if j < n and starts[j] <= cur:
+                cur = ends[j]
+                j += 1
+                continue
+            gap_end = starts[j] if j < n else math.inf
+            take = min(gap_end - cur, remaining)
+            new_s.append(cur)
+            new_e.append(cur + take)
+            remaining -= take
+            cur += take
+        # merge the new pieces into [k, j) of the existing intervals
+        ms: list[float] = []
+        me: list[float] = []
+        a, b = k, 0
+        while a < j or b < len(new_s):
+            if b >= len(new_s) or (a < j and starts[a] <= new_s[b]):
+                s0, e0 = starts[a], ends[a]
+                a += 1
+            else:
+                s0, e0 = new_s[b], new_e[b]
+                b += 1
+            if me and s0 <= me[-1] + 1e-9:
+                if e0 > me[-1]:
+                    me[-1] = e0
+            else:
+                ms.append(s0)
+                me.append(e0)
+        starts[k:j] = ms
+        ends[k:j] = me
+        return cur
+
+
+class _Resource:
+    __slots__ = ("key", "order", "head", "free_t", "window", "version", "last", "blocked", "first_start", "last_end")
+
+    def __init__(self, key: tuple, window: int) -> None:
+        self.key = key
+        self.order: list[int] = []
+        self.head = 0
+        self.free_t = 0.0
+        self.window = window
+        self.version = 0
+        self.last = -1
+        self.blocked = False
+        self.first_start = -1.0
+        self.last_end = 0.0
 
 
 def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     """Run the timing pass over `stream` (instructions of any number of cores)."""
-    from ..isa.dma import dma_engines_used
+    from ..isa.tensor_engine import loadstationary_ns
 
-    engine_free: dict[tuple[int, str], float] = {}
-    dma_free: dict[int, list[float]] = {}
-    tracker = _RegionTracker()
-    timings: list[Timed] = []
-    busy: dict[str, float] = {}
-    total = 0.0
-    dma_bytes = 0
-    hbm_bytes = 0
-    flops = 0
-    fixed = arch.dma_fixed_ns
-    issue_ns = arch.extra.get("dma_issue_ns", 60.0)
+    n = len(stream)
+    g = build_graph(stream, arch)
+    nv = len(g.vdeps)
+    total_nodes = n + nv
+    deps_all = g.deps
+    children = g.children
+    pending = [len(deps_all[i]) for i in range(n)] + [len(d) for d in g.vdeps]
+    ready = [0.0] * total_nodes
+    bind = [-1] * total_nodes
+    bind_kind = [-1] * total_nodes
+    start = [0.0] * n
+    end = [0.0] * total_nodes
+    done = [0.0] * total_nodes
+    issue_t = [0.0] * n
+    scheduled = [False] * total_nodes
+    res_of: list[_Resource] = [None] * n  # type: ignore[list-item]
+    pos_in: list[int] = [0] * n
+    prev_on_res = [-1] * n
+
+    # ---- resources
+    resources: dict[tuple, _Resource] = {}
+    win = max(1, int(arch.reorder_window))
     cores = set()
-    for ins in stream:
-        core = ins.core
-        cores.add(core)
-        dep_t, dep_i = tracker.ready(ins)
-        cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
+    for i, ins in enumerate(stream):
+        cores.add(ins.core)
         if ins.engine == Engine.DMA:
-            q = ins.attrs.get("queue", "q")
-            qkey = (core, "DMA:" + q)
-            issue = max(engine_free.get(qkey, 0.0), dep_t)
-            engine_free[qkey] = issue + issue_ns
-            rings = dma_free.setdefault(core, [0.0] * arch.dma_engines)
-            n = dma_engines_used(ins.partitions, arch)
-            order = sorted(range(len(rings)), key=rings.__getitem__)[:n]
-            start = max(issue + fixed, max(rings[i] for i in order))
-            end = start + cost
-            for i in order:
-                rings[i] = end
-            nbytes = ins.attrs.get("bytes", 0)
-            dma_bytes += nbytes
-            if "hbm" in ins.attrs.get("direction", ""):
-                hbm_bytes += nbytes
-            busy["DMA"] = busy.get("DMA", 0.0) + cost * n / arch.dma_engines
-            t = Timed(start, end, dep_i if dep_t >= issue else -1, max(0.0, dep_t - engine_free.get(qkey, 0.0)), q)
+            key = (ins.core, "DMA", g.queue_of[i])
+            w = 1
         else:
-            key = (core, ins.engine)
-            free = engine_free.get(key, 0.0)
-            start = max(free, dep_t)
-            end = start + cost
-            engine_free[key] = end
-            busy[ins.engine] = busy.get(ins.engine, 0.0) + cost
-            flops += ins.flops if ins.engine == Engine.TENSOR else 0
-            t = Timed(start, end, dep_i if dep_t > free else -1, max(0.0, dep_t - free))
-        tracker.record(ins, end)
-        timings.append(t)
-        if end > total:
-            total = end
+            key = (ins.core, ins.engine)
+            w = win
+        r = resources.get(key)
+        if r is None:
+            r = resources[key] = _Resource(key, w)
+        pos_in[i] = len(r.order)
+        r.order.append(i)
+        res_of[i] = r
+
+    clocks = arch.clock_ghz
+    latency = {e: arch.latency_ns(e) for e in COMPUTE_ENGINES}
+    sem = arch.semaphore_ns
+    ppe = max(1, arch.dma_partitions_per_engine)
+    neng = max(1, arch.dma_engines)
+    bw_eng = arch.dma_bytes_per_ns_per_engine
+    fixed = arch.dma_fixed_ns
+    issue_ns = arch.dma_issue_ns
+    hbm_dom = max(1, arch.hbm_cores_per_domain)
+    hbm_bw = arch.hbm_bytes_per_ns * hbm_dom
+    n_issuers = max(1, int(arch.dma_issuers))
+    lane_free: dict[tuple, float] = {}
+    pipe_cal: dict[int, _Calendar] = {}
+    hbm_cal: dict[int, _Calendar] = {}
+    issuer_free: dict[tuple, float] = {}
+    last_stationary: dict[int, Any] = {}
+    barrier_groups: dict[tuple, list[int]] = {}
+    barrier_count: dict[tuple, int] = {}
+    barrier_of: dict[int, tuple] = {}
+    for i, ins in enumerate(stream):
+        if ins.opcode == "CORE_BARRIER":
+            cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
+            kk = (ins.core, cores_l)
+            c = barrier_count.get(kk, 0)
+            barrier_count[kk] = c + 1
+            gk = (cores_l, c)
+            barrier_groups.setdefault(gk, []).append(i)
+            barrier_of[i] = gk
+    barrier_arrived: dict[tuple, list[tuple[int, float]]] = {}
+
+    busy: dict[str, float] = {}
+    idle: dict[str, dict[tuple, float]] = {}
+    dma_intervals: dict[int, list[tuple[float, float]]] = {}
+    dma_bytes = hbm_bytes = 0
+    flops = pe_flops = 0
+    timings: list[Timed] = [None] * n  # type: ignore[list-item]
+
+    heap: list[tuple[float, int, int, tuple]] = []
+    dirty: set = set()
+
+    def candidate(r: _Resource) -> None:
+        """Push the resource's best next instruction (earliest possible start, then program order)."""
+        r.version += 1
+        if r.blocked:
+            return
+        order = r.order
+        h = r.head
+        lim = min(len(order), h + r.window)
+        best_t = math.inf
+        best_i = -1
+        ft = r.free_t
+        for p in range(h, lim):
+            i = order[p]
+            if scheduled[i] or pending[i]:
+                continue
+            t = ready[i] if ready[i] > ft else ft
+            if t < best_t:
+                best_t, best_i = t, i
+        if best_i >= 0:
+            heapq.heappush(heap, (best_t, best_i, r.version, r.key))
+
+    def dep_time(p: int, kind: int, child_engine: str) -> float:
+        if kind == RAW or kind == WAW:
+            if p >= n:
+                return end[p]
+            t = done[p]
+            if sem and stream[p].engine != child_engine:
+                t += sem
+            return t
+        return end[p]
+
+    def finish_node(p: int) -> None:
+        """Propagate a scheduled node's times to its children (virtual nodes are resolved at once)."""
+        stack = [p]
+        while stack:
+            q = stack.pop()
+            for c, kind in children[q]:
+                ce = stream[c].engine if c < n else ""
+                t = dep_time(q, kind, ce)
+                if t > ready[c] or bind[c] < 0:
+                    if t >= ready[c]:
+                        ready[c] = t
+                        bind[c] = q
+                        bind_kind[c] = kind
+                pending[c] -= 1
+                if pending[c] == 0:
+                    if c >= n:
+                        scheduled[c] = True
+                        end[c] = done[c] = ready[c]
+                        stack.append(c)
+                    else:
+                        dirty.add(res_of[c].key)
+
+    # virtual nodes without deps (release of a never-touched storage) resolve immediately
+    for v in range(n, total_nodes):
+        if pending[v] == 0:
+            scheduled[v] = True
+            finish_node(v)
+    for r in resources.values():
+        candidate(r)
+    dirty.clear()
+
+    def record_idle(r: _Resource, i: int, st: float) -> None:
+        if r.key[1] == "DMA":
+            return
+        gap = st - r.free_t
+        if gap <= 1e-9:
+            return
+        eng = r.key[1] if r.key[1] != "DMA" else "DMA"
+        b = bind[i]
+        if b >= 0 and ready[i] > r.free_t + 1e-9:
+            kind = bind_kind[i]
+            pb = b
+            if pb >= n:  # buffer release: name the last use that held the buffer
+                pb2 = bind[pb]
+                pb = pb2 if 0 <= pb2 < n else -1
+            if pb >= 0:
+                pins = stream[pb]
+                who = "DMA " + (g.queue_of[pb] or "") if pins.engine == Engine.DMA else pins.engine
+                key = (KIND_NAMES.get(kind, "dep"), who, pins.opcode, pins.loc)
+            else:
+                key = (KIND_NAMES.get(kind, "dep"), "?", "", None)
+        else:
+            key = ("start" if r.last < 0 else "issue", "", "", None)
+        d = idle.setdefault(eng, {})
+        d[key] = d.get(key, 0.0) + gap
+
+    def run_dma(i: int, ins: Instruction, r: _Resource, t0: float) -> tuple[float, float, float]:
+        core = ins.core
+        q = g.queue_of[i]
+        attrs = ins.attrs
+        nbytes = int(attrs.get("bytes", 0) or (ins.writes[0].nbytes if ins.writes else 0))
+        # issuer (descriptor generation / trigger), serialised per issuer
+        qidx = q[-1] if q and q[-1].isdigit() else "0"
+        ikey = (core, _issuer_of(q), int(qidx) % n_issuers)
+        t_issue = max(t0, issuer_free.get(ikey, 0.0))
+        issuer_free[ikey] = t_issue + issue_ns
+        earliest = t_issue + max(fixed, issue_ns)
+        if not _is_plain_dma(ins):
+            cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
+            st = max(t_issue, lane_free.get((core, q), 0.0))
+            en = st + cost
+            lane_free[(core, q)] = en
+            return t_issue, st, en
+        # engines serving the SBUF-side partitions
+        sb = None
+        for a in ins.writes:
+            if a.storage.buffer.on_chip:
+                sb = a
+                break
+        if sb is None:
+            for a in ins.reads:
+                if a.storage.buffer.on_chip:
+                    sb = a
+                    break
+        parts = max(1, ins.partitions or 1)
+        if sb is not None:
+            p_lo = sb.p_lo % 128
+            p_hi = min(p_lo + max(1, sb.p_hi - sb.p_lo), 128)
+        else:
+            p_lo, p_hi = 0, min(parts, 128)
+        e_lo = p_lo // ppe
+        e_hi = min(neng, (p_hi - 1) // ppe + 1)
+        n_used = max(1, e_hi - e_lo)
+        parts_eng = min(ppe, max(1, math.ceil(parts / n_used)))
+        bpp = nbytes / max(1, parts)
+        desc = float(attrs.get("desc_bytes") or bpp)
+        desc = min(desc, bpp) if bpp > 0 else desc
+        ndesc_pp = max(1, math.ceil(bpp / desc)) if desc > 0 else 1
+        t_desc = dma_descriptor_ns(arch, desc)
+        eff_mult = 1.0
+        if attrs.get("transpose"):
+            eff_mult = max(arch.dma_transpose_efficiency, 1e-3)
+        floor = parts_eng * ndesc_pp * t_desc / eff_mult
+        lane = lane_free.get((core, q), 0.0)
+        st = earliest if earliest > lane else lane
+        cal = pipe_cal.get(core)
+        if cal is None:
+            cal = pipe_cal[core] = _Calendar()
+        cal.prune(t0)
+        en = cal.alloc(st, nbytes / (bw_eng * neng) / eff_mult)
+        if st + floor > en:
+            en = st + floor
+        direction = attrs.get("direction", "")
+        if "hbm" in direction:
+            hb = nbytes * direction.count("hbm")
+            dom = core // hbm_dom
+            hc = hbm_cal.get(dom)
+            if hc is None:
+                hc = hbm_cal[dom] = _Calendar()
+            hc.prune(t0)
+            he = hc.alloc(st, hb / hbm_bw)
+            if he > en:
+                en = he
+        lane_free[(core, q)] = en
+        return t_issue, st, en
+
+    # ------------------------------------------------------------------ main loop
+    while heap or dirty:
+        if dirty:
+            for key in sorted(dirty, key=repr):
+                candidate(resources[key])
+            dirty.clear()
+            continue
+        t, i, ver, key = heapq.heappop(heap)
+        r = resources[key]
+        if ver != r.version or scheduled[i] or r.blocked:
+            continue
+        ins = stream[i]
+        eng = ins.engine
+        st0 = ready[i] if ready[i] > r.free_t else r.free_t
+        if eng == Engine.DMA:
+            t_issue, st, en = run_dma(i, ins, r, st0)
+            dn = en
+            issue_t[i] = t_issue
+            nbytes = int(ins.attrs.get("bytes", 0) or 0)
+            dma_bytes += nbytes
+            direction = ins.attrs.get("direction", "")
+            if "hbm" in direction:
+                hbm_bytes += nbytes
+            dma_intervals.setdefault(ins.core, []).append((st, en))
+            r.free_t = t_issue  # queue order is kept by the per-engine lanes
+        else:
+            cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
+            if eng == Engine.TENSOR and ins.attrs.get("M") is not None:
+                sa = ins.reads[0] if ins.reads else None
+                sid = (sa.storage.id, sa.p_lo, sa.p_hi, sa.f_lo, sa.f_hi) if sa is not None else None
+                prev = last_stationary.get(ins.core)
+                if sid is None or sid != prev:
+                    ls = loadstationary_ns(ins, arch)
+                    if ls > cost:
+                        cost = ls
+                last_stationary[ins.core] = sid
+                pe_flops += ins.flops
+                if not ins.attrs.get("transpose"):
+                    flops += ins.flops
+            st = st0
+            if i in barrier_of:
+                gk = barrier_of[i]
+                arr = barrier_arrived.setdefault(gk, [])
+                arr.append((i, st))
+                scheduled[i] = True
+                start[i] = st
+                record_idle(r, i, st)
+                r.blocked = True
+                r.version += 1
+                members = barrier_groups[gk]
+                if len(arr) < len(members):
+                    continue
+                t_all = max(a[1] for a in arr)
+                for j, sj in arr:
+                    rj = res_of[j]
+                    cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
+                    end[j] = t_all + cj
+                    done[j] = end[j]
+                    timings[j] = Timed(sj, end[j], -1, t_all - sj, "", reason="barrier")
+                    busy[stream[j].engine] = busy.get(stream[j].engine, 0.0) + (end[j] - sj)
+                    rj.blocked = False
+                    rj.free_t = end[j]
+                    rj.last_end = max(rj.last_end, end[j])
+                    prev_on_res[j] = rj.last
+                    rj.last = j
+                    while rj.head < len(rj.order) and scheduled[rj.order[rj.head]]:
+                        rj.head += 1
+                    finish_node(j)
+                    candidate(rj)
+                continue
+            en = st + cost
+            dn = en + latency.get(eng, 0.0)
+            busy[eng] = busy.get(eng, 0.0) + cost
+        record_idle(r, i, st)
+        if r.first_start < 0:
+            r.first_start = st
+        waited = ready[i] > r.free_t + 1e-9 and bind[i] >= 0
+        w_on = bind[i] if waited else -1
+        if w_on >= n:
+            w2 = bind[w_on]
+            w_on = w2 if 0 <= w2 < n else -1
+        timings[i] = Timed(
+            st,
+            en,
+            w_on,
+            max(0.0, ready[i] - r.free_t) if waited else 0.0,
+            g.queue_of[i],
+            dn,
+            issue_t[i] if eng == Engine.DMA else st,
+            KIND_NAMES.get(bind_kind[i], "") if waited else "",
+        )
+        start[i] = st
+        end[i] = en
+        done[i] = dn
+        scheduled[i] = True
+        if eng != Engine.DMA:
+            r.free_t = en
+        r.last_end = max(r.last_end, en)
+        prev_on_res[i] = r.last
+        r.last = i
+        while r.head < len(r.order) and scheduled[r.order[r.head]]:
+            r.head += 1
+        finish_node(i)
+        dirty.add(key)
+
+    # anything left (a barrier whose partners never arrived, a dependency cycle): finish in program order
+    for i in range(n):
+        if timings[i] is None:
+            st = max(ready[i], res_of[i].free_t)
+            cost = stream[i].spec.cost(stream[i], arch) if stream[i].spec is not None else 0.0
+            timings[i] = Timed(st, st + cost, -1, 0.0, g.queue_of[i])
+            end[i] = done[i] = st + cost
+            res_of[i].free_t = st + cost
+            res_of[i].last_end = max(res_of[i].last_end, st + cost)
+
+    total = max((t.done for t in timings), default=0.0) + arch.launch_overhead_ns if n else 0.0
+    # tail idle: engines that finished early wait for the kernel's end
+    for r in resources.values():
+        if r.key[1] == "DMA" or not r.order:
+            continue
+        gap = total - r.last_end
+        if gap > 1e-9:
+            d = idle.setdefault(r.key[1], {})
+            d[("end", "", "", None)] = d.get(("end", "", "", None), 0.0) + gap
+    dma_active = 0.0
+    for ivs in dma_intervals.values():
+        ivs.sort()
+        cs, ce = -1.0, -1.0
+        for s, e in ivs:
+            if s > ce:
+                if ce > cs:
+                    dma_active += ce - cs
+                cs, ce = s, e
+            elif e > ce:
+                ce = e
+        if ce > cs:
+            dma_active += ce - cs
+    if dma_intervals:
+        busy["DMA"] = dma_active
     est = Estimate(arch, total, timings, busy, dma_bytes, hbm_bytes, flops)
-    est.extra["cores"] = len(cores) or 1
-    est.critical_path = _critical_path(timings, stream)
+    est.pe_flops = pe_flops
+    est.cores = len(cores) or 1
+    est.idle = idle
+    est.dma_active_ns = dma_active
+    est.extra["cores"] = est.cores
+    est.extra["dma_queues"] = sorted({q for q in g.queue_of if q})
+    est.critical_path = _critical_path(timings, stream, prev_on_res)
     return est
 
 
-def _critical_path(timings: list[Timed], stream: list[Instruction]) -> list[int]:
+def _critical_path(timings: list[Timed], stream: list[Instruction], prev_on_res: list[int]) -> list[int]:
     if not timings:
         return []
-    i = max(range(len(timings)), key=lambda k: timings[k].end)
+    i = max(range(len(timings)), key=lambda k: (timings[k].done, k))
     path = [i]
     seen = {i}
-    while True:
+    while len(path) < 1_000_000:
         w = timings[i].wait_on
         if w < 0 or w in seen:
-            # fall back to the previous instruction on the same engine that ended when this one started
-            prev = _engine_predecessor(i, timings, stream)
-            if prev is None or prev in seen:
+            w = prev_on_res[i]
+            if w < 0 or w in seen:
                 break
-            w = prev
         path.append(w)
         seen.add(w)
         i = w
-        if len(path) > 100000:
-            break
     return path[::-1]
 
 
-def _engine_predecessor(i: int, timings: list[Timed], stream: list[Instruction]) -> int | None:
-    eng = stream[i].engine
-    start = timings[i].start
-    for j in range(i - 1, max(-1, i - 512), -1):
-        if stream[j].engine == eng and stream[j].core == stream[i].core and abs(timings[j].end - start) < 1e-6:
-            return j
-    return None
-
-
 def estimate_launch(launch: Any) -> Estimate:
-    """Timing pass over a recorded launch (see `trnsim.core.launch.Launch`)."""
-    return schedule(launch.stream, launch.arch)
+    """Timing pass over a recorded launch (see `trnsim.core.launch.Launch`); cached on the launch."""
+    cached = getattr(launch, "_trnsim_estimate", None)
+    if cached is not None and cached.arch is launch.arch and len(cached.timings) == len(launch.stream):
+        return cached
+    est = schedule(launch.stream, launch.arch)
+    try:
+        launch._trnsim_estimate = est
+    except AttributeError:
+        pass
+    return est

@@ -20,7 +20,7 @@ from ...core.memory import ACC_OPEN, WRITTEN
 from ...core.source import caller_location
 from ...core.tensor import Tensor
 from ...isa import dma, vector_engine
-from .lowering import NO_MASK, operand
+from .lowering import NO_MASK, DeadTile, operand
 from .tensor import LazyAccess, LegacyTensor, resolve_access
 
 _MATMUL_OPS = ("MATMUL", "TRANSPOSE")
@@ -81,6 +81,8 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     if getattr(value, "_inplace_done", False):
         _clear_done(value)
         return
+    if isinstance(value, DeadTile):
+        return  # the value's instruction was masked off (always-false mask): nothing to assign
     if not isinstance(key, tuple):
         key = (key,)
     if len(key) == 1 and key[0] is Ellipsis:
@@ -155,6 +157,8 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
     loc = caller_location()
     if len(key) == 1 and key[0] is Ellipsis:  # not `==`: index expressions compare lazily
         key = ()
+    if isinstance(value, DeadTile):
+        return _mark_done(base, key)  # masked-off instruction: nothing to accumulate
     minfo = getattr(value, "valid", None) or NO_MASK
     if (
         opname == "add"
@@ -179,6 +183,10 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         fn = getattr(nl, opname)
         res = fn(cur, value)
         assign(base, key, res)
+    return _mark_done(base, key)
+
+
+def _mark_done(base: LegacyTensor, key: tuple) -> Any:
     ref = base if not len(key) else base[key]
     if isinstance(ref, LazyAccess):
         return _Done(base)

@@ -21,6 +21,10 @@ from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 _var_ids = itertools.count()
 
 
+def _no_assignment(self: Any, key: Any, value: Any) -> None:
+    raise NkiError("cannot assign to an index expression or index grid", code="err_cannot_assign_to_index")
+
+
 class IndexVar:
     """One enumerated axis: values start + step * j for j in [0, size), living on result axis `axis`."""
 
@@ -91,6 +95,9 @@ class IndexExpr:
 
     def __neg__(self) -> IndexExpr:
         return IndexExpr({v: -c for v, c in self.terms.items()}, -self.const, self.ndim)
+
+    def __pos__(self) -> IndexExpr:
+        return self
 
     def __mul__(self, other: Any) -> IndexExpr:
         if _is_int(other):
@@ -209,6 +216,8 @@ class EvaluatedIndex:
     def __mod__(self, o):
         return self._bin(o, operator.mod)
 
+    __setitem__ = _no_assignment
+
     def evaluate(self, restrict=None) -> np.ndarray:
         if not restrict:
             return self.values
@@ -264,6 +273,8 @@ class Arange1D:
     def __iter__(self):
         return iter(range(self.start, self.stop, self.step))
 
+    __setitem__ = _no_assignment
+
     def __len__(self) -> int:
         return self.size
 
@@ -288,6 +299,8 @@ class MGrid:
 
 class GridResult(tuple):
     """Tuple of index expressions with named accessors (.p partition, .x/.y/.z free axes)."""
+
+    __setitem__ = _no_assignment
 
     @property
     def p(self) -> IndexExpr:
@@ -330,8 +343,10 @@ class Predicate:
     def __and__(self, other: Any) -> Predicate:
         if isinstance(other, Predicate):
             return Predicate(None, parts=self.parts + other.parts)
-        if other is True:
+        if other is True or (isinstance(other, np.bool_) and other):
             return self
+        if other is False or (isinstance(other, np.bool_) and not other):
+            return False  # a loop-index condition that does not hold: the whole mask is false
         return NotImplemented
 
     __rand__ = __and__

@@ -24,8 +24,17 @@ from ...isa import scalar_engine as _se
 from ...isa import tensor_engine as _te
 from ...isa import vector_engine as _ve
 from .indexing import IndexExpr, Predicate
-from .lowering import NO_MASK, default_binary_dtype, is_tensorish, mask_info, operand, result_tile
-from .tensor import LegacyTensor
+from .lowering import (
+    NO_MASK,
+    MaskedView,
+    default_binary_dtype,
+    is_tensorish,
+    mask_info,
+    operand,
+    result_tile,
+    wrap_masked_apis,
+)
+from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access, restrict_tensor
 
 
 class engine(enum.IntEnum):  # noqa: N801 - NKI's name
@@ -190,7 +199,7 @@ def activation(
     d = operand(data, minfo)
     _hbm_error("activation", "data", d, loc)
     tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
-    rr = operand(reduce_res) if reduce_res is not None else None
+    rr = _dst_arg(reduce_res, _part_minfo(minfo), "activation", "reduce_res", loc) if reduce_res is not None else None
     tile.producer = _se.activation(
         dst,
         op,
@@ -275,6 +284,25 @@ def tensor_scalar(
     return tile
 
 
+def _g1_reduce_axes(axis: Any, ndim: int, loc: SourceLoc) -> tuple[int, ...]:
+    """G1 reduction axes: consecutive free axes ending at the innermost one. G1 also numbers them from the
+    innermost axis ([1] = innermost, [1, 2] = the two innermost, ...), so [1..k] on a deeper tile means the k
+    trailing axes (nki-api.md 5.4)."""
+    axes = _ve.normalize_axes(axis, ndim, "nisa.tensor_reduce", loc)
+    trailing = tuple(range(ndim - len(axes), ndim))
+    if axes == trailing:
+        return axes
+    if axes == tuple(range(1, len(axes) + 1)):
+        return trailing
+    raise NkiValidationError(
+        f"nisa.tensor_reduce: reduction axes {axes} of a {ndim}-D tile must be consecutive free axes ending at the "
+        f"innermost axis (e.g. {trailing})",
+        code="err_invalid_reduce_axes",
+        values={"axis": axis, "ndim": ndim},
+        loc=loc,
+    )
+
+
 def tensor_reduce(
     op: Any,
     data: Any,
@@ -291,7 +319,7 @@ def tensor_reduce(
     minfo = mask_info(mask)
     d = operand(data, minfo)
     _hbm_error("tensor_reduce", "data", d, loc)
-    axes = _ve.normalize_axes(axis, len(data.shape), "nisa.tensor_reduce", loc)
+    axes = _g1_reduce_axes(axis, len(data.shape), loc)
     shape = (
         tuple(1 if i in axes else n for i, n in enumerate(data.shape))
         if keepdims
@@ -392,6 +420,32 @@ def affine_select(
 
 
 # ------------------------------------------------------------------------------------------------ DMA
+def _enum_name(x: Any, names: tuple[str, ...]) -> str:
+    """Name of a G1 enum member passed as the enum, its int value or its name."""
+    if isinstance(x, enum.Enum):
+        return x.name
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return names[int(x)] if 0 <= int(x) < len(names) else str(int(x))
+    return str(x).split(".")[-1]
+
+
+def _access_arg(x: Any, minfo: tuple[dict, list], oob_skip: bool, name: str, loc: SourceLoc) -> tuple[Any, Any]:
+    """A DMA operand under the mask: (view, elements-to-transfer or None)."""
+    if not is_tensorish(x):
+        raise NkiTypeError(
+            f"nisa.dma_copy: '{name}' must be a tensor, got {type(x).__name__}",
+            code="err_invalid_operand",
+            values={name: x},
+            loc=loc,
+        )
+    ranges, rest = minfo
+    if isinstance(x, LazyAccess):
+        return resolve_access(x.base, x.key, ranges, rest, oob_skip)
+    t = restrict_tensor(x, ranges)
+    where = Predicate.evaluate_parts(rest, ranges) if rest else None
+    return t, (np.broadcast_to(where, t.shape) if where is not None else None)
+
+
 def dma_copy(
     *,
     dst: Any,
@@ -402,12 +456,34 @@ def dma_copy(
     dge_mode: Any = dge_mode.unknown,
     **kwargs: Any,
 ) -> None:
-    """dst = src between HBM and SBUF (optionally dst = dst_rmw_op(dst, src))."""
+    """dst = src between HBM and SBUF (optionally dst = dst_rmw_op(dst, src)). With oob_mode=skip, transfers
+    whose tile-valued (indirect) index is out of range are dropped instead of raising."""
     loc = caller_location()
     minfo = mask_info(mask)
-    d, s = operand(dst, minfo), operand(src, minfo)
-    mode = dge_mode.name if isinstance(dge_mode, enum.Enum) else str(dge_mode)
-    _dma.dma_copy(d, s, dst_rmw_op=dst_rmw_op, dge_mode=mode, loc=loc, api="nisa.dma_copy")
+    oob = _enum_name(oob_mode, ("error", "skip"))
+    if oob not in ("error", "skip"):
+        raise NkiValidationError(
+            f"nisa.dma_copy: oob_mode must be oob_mode.error or oob_mode.skip, got {oob_mode!r}",
+            code="err_invalid_operand",
+            values={"oob_mode": oob_mode},
+            loc=loc,
+        )
+    if oob == "skip" and dst_rmw_op is not None:
+        raise NkiValidationError(
+            "nisa.dma_copy: dst_rmw_op requires oob_mode=oob_mode.error",
+            code="err_invalid_operand",
+            values={"oob_mode": oob, "dst_rmw_op": dst_rmw_op},
+            loc=loc,
+        )
+    d, wd = _access_arg(dst, minfo, oob == "skip", "dst", loc)
+    s, ws = _access_arg(src, minfo, oob == "skip", "src", loc)
+    where = None
+    for w in (wd, ws):
+        if w is not None and w.size == d.size:
+            w = np.asarray(w).reshape(d.shape)
+            where = w if where is None else (where & w)
+    mode = _enum_name(dge_mode, ("none", "swdge", "hwdge", "unknown"))
+    _dma.dma_copy(d, s, dst_rmw_op=dst_rmw_op, dge_mode=mode, oob_mode=oob, where=where, loc=loc, api="nisa.dma_copy")
 
 
 def dma_transpose(src: Any, *, axes: Any = None, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
@@ -422,6 +498,470 @@ def dma_transpose(src: Any, *, axes: Any = None, mask: Any = None, dtype: Any = 
     shape = tuple(s.shape[a] for a in ax)
     tile, dst = result_tile(shape, dtype or s.dtype)
     tile.producer = _dma.dma_transpose(dst, s, axes=ax, loc=loc, api="nisa.dma_transpose")
+    return tile
+
+
+# ------------------------------------------------------------------------------------------------ operand helpers
+def _tile_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: SourceLoc) -> Tensor:
+    """Resolve a tile operand under the mask; anything that is not a tile is an error at the kernel's line."""
+    if not is_tensorish(x):
+        raise NkiTypeError(
+            f"nisa.{api}: '{name}' must be a tile, got {type(x).__name__}",
+            code="err_invalid_operand",
+            values={name: x},
+            loc=loc,
+        )
+    return operand(x, minfo)
+
+
+def _scalar_or_tile(x: Any, minfo: tuple[dict, list]) -> Any:
+    return operand(x, minfo) if is_tensorish(x) else x
+
+
+def _axes_minfo(minfo: tuple[dict, list], axes: Any) -> tuple[dict, list]:
+    """Keep only the mask's ranges on `axes` (e.g. the partition axis for [P, k]-shaped side results)."""
+    ranges, _ = minfo
+    return {a: r for a, r in ranges.items() if a in axes or a == -1}, []
+
+
+def _part_minfo(minfo: tuple[dict, list]) -> tuple[dict, list]:
+    return _axes_minfo(minfo, (0,))
+
+
+def _dst_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: SourceLoc) -> Tensor:
+    """An in-place destination (`dst=`): restricted to the mask's box; non-separable masks limit the writes."""
+    if not is_tensorish(x):
+        raise NkiTypeError(
+            f"nisa.{api}: '{name}' must be a tile, got {type(x).__name__}",
+            code="err_invalid_operand",
+            values={name: x},
+            loc=loc,
+        )
+    ranges, rest = minfo
+    if isinstance(x, LazyAccess):
+        t, where = resolve_access(x.base, x.key, ranges, rest)
+    else:
+        t = restrict_tensor(x, ranges)
+        where = Predicate.evaluate_parts(rest, ranges) if rest else None
+    if where is None:
+        return t
+    mv = MaskedView.__new__(MaskedView)
+    Tensor.__init__(mv, t.storage, t.mem, t.array, t.wmask, t.index)
+    mv.where_mask = np.broadcast_to(where, t.shape)
+    return mv
+
+
+def _where_of(minfo: tuple[dict, list], shape: tuple[int, ...], api: str, loc: SourceLoc) -> np.ndarray | None:
+    """The mask as a boolean array over a full (unrestricted) destination of `shape`."""
+    ranges, rest = minfo
+    if not ranges and not rest:
+        return None
+    w = np.ones(shape, dtype=bool)
+    for a, (lo, hi) in ranges.items():
+        if a == -1:
+            w[...] = False
+        elif a < len(shape) and shape[a] > 1:
+            key = [slice(None)] * len(shape)
+            key[a] = slice(0, lo)
+            w[tuple(key)] = False
+            key[a] = slice(hi, None)
+            w[tuple(key)] = False
+    if rest:
+        try:
+            w &= np.broadcast_to(Predicate.evaluate_parts(rest, {}), shape)
+        except ValueError:
+            raise NkiValidationError(
+                f"nisa.{api}: the mask does not match the destination shape {shape}",
+                code="err_unsupported_expression_in_mask",
+                values={"shape": shape},
+                loc=loc,
+            ) from None
+    return w
+
+
+def _cmd(x: Any) -> Any:
+    return x.name if isinstance(x, enum.Enum) else x
+
+
+def _dynamic_offsets(x: Any) -> list[Tensor]:
+    """The tiles whose values address `x` at run time (tile-valued subscripts, `idx[0, i] + iy`)."""
+    if not isinstance(x, LazyAccess):
+        return []
+    out: list[Tensor] = []
+    for k in x.key:
+        if isinstance(k, DynamicIndex):
+            out.extend(k.sources)
+        elif isinstance(k, Tensor):
+            out.append(k)
+        elif isinstance(k, LazyAccess):
+            out.append(k._resolve_plain())
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ Vector engine (2)
+def tensor_scalar_reduce(
+    *,
+    data: Any,
+    op0: Any,
+    operand0: Any,
+    reduce_op: Any,
+    reduce_res: Any,
+    reverse0: bool = False,
+    dtype: Any = None,
+    mask: Any = None,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """data op0 operand0 (one arithmetic op) and its reduction along all free axes into reduce_res [P, 1]
+    (Vector accumulators, reset then reduce)."""
+    loc = caller_location()
+    api = "tensor_scalar_reduce"
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, api, "data", loc)
+    if reverse0:
+        raise NkiUnsupportedError(
+            "nisa.tensor_scalar_reduce: reverse0=True is not supported by the legacy API",
+            code="err_unsupported_api",
+            values={"reverse0": reverse0},
+            loc=loc,
+        )
+    rr = _dst_arg(reduce_res, _part_minfo(minfo), api, "reduce_res", loc)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile.producer = _ve.tensor_scalar_reduce(
+        dst,
+        d,
+        op0,
+        _scalar_or_tile(operand0, _part_minfo(minfo)),
+        reduce_op,
+        rr,
+        reduce_cmd="reset_reduce",
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+    return tile
+
+
+def tensor_tensor_scan(
+    data0: Any,
+    data1: Any,
+    initial: Any,
+    op0: Any,
+    op1: Any,
+    reverse0: bool = False,
+    reverse1: bool = False,
+    *,
+    dtype: Any = None,
+    mask: Any = None,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """Per-partition scan r[i] = op1(op0(data0[i], r[i-1]), data1[i]) starting from `initial`."""
+    loc = caller_location()
+    api = "tensor_tensor_scan"
+    minfo = mask_info(mask)
+    a = _tile_arg(data0, minfo, api, "data0", loc)
+    b = _tile_arg(data1, minfo, api, "data1", loc)
+    tile, dst = result_tile(tuple(data0.shape), dtype or default_binary_dtype(a, b), minfo)
+    tile.producer = _ve.tensor_tensor_scan(
+        dst,
+        a,
+        b,
+        _scalar_or_tile(initial, _part_minfo(minfo)),
+        op0,
+        op1,
+        reverse0,
+        reverse1,
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+    return tile
+
+
+def scalar_tensor_tensor(
+    *,
+    data: Any,
+    op0: Any,
+    operand0: Any,
+    op1: Any,
+    operand1: Any,
+    reverse0: bool = False,
+    reverse1: bool = False,
+    dtype: Any = None,
+    mask: Any = None,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """(data op0 operand0) op1 operand1 with a scalar/[P,1] operand0 and a full-tile operand1."""
+    loc = caller_location()
+    api = "scalar_tensor_tensor"
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, api, "data", loc)
+    o1 = _tile_arg(operand1, minfo, api, "operand1", loc)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile.producer = _ve.scalar_tensor_tensor(
+        dst,
+        d,
+        op0,
+        _scalar_or_tile(operand0, _part_minfo(minfo)),
+        op1,
+        o1,
+        reverse0,
+        reverse1,
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+    return tile
+
+
+def bn_stats(data: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """[P, 6]: count, mean, variance*count of the even elements, then of the odd elements (free size <= 512)."""
+    loc = caller_location()
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, "bn_stats", "data", loc)
+    tile, dst = result_tile((data.shape[0], 6), dtype or d.dtype, _part_minfo(minfo))
+    tile.producer = _ve.bn_stats(dst, d, loc=loc, api="nisa.bn_stats")
+    return tile
+
+
+def bn_aggr(data: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """[P, 2]: mean and variance aggregated from one or more bn_stats results."""
+    loc = caller_location()
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, "bn_aggr", "data", loc)
+    tile, dst = result_tile((data.shape[0], 2), dtype or d.dtype, _part_minfo(minfo))
+    tile.producer = _ve.bn_aggr(dst, d, loc=loc, api="nisa.bn_aggr")
+    return tile
+
+
+def dropout(data: Any, prob: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """data with each element replaced by 0 with probability prob (scalar or [P,1] tile), no rescaling."""
+    loc = caller_location()
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, "dropout", "data", loc)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile.producer = _ve.dropout(dst, d, _scalar_or_tile(prob, _part_minfo(minfo)), loc=loc, api="nisa.dropout")
+    return tile
+
+
+def select_reduce(
+    *,
+    dst: Any,
+    predicate: Any,
+    on_true: Any,
+    on_false: Any,
+    reduce_res: Any = None,
+    reduce_cmd: Any = reduce_cmd.idle,
+    reduce_op: Any = np.amax,
+    reverse_pred: bool = False,
+    mask: Any = None,
+    dtype: Any = None,
+    **kwargs: Any,
+) -> None:
+    """dst = where(predicate, on_true, on_false) in place, with an optional max into the Vector accumulators."""
+    loc = caller_location()
+    api = "select_reduce"
+    minfo = mask_info(mask)
+    pm = _part_minfo(minfo)
+    _ve.select_reduce(
+        _dst_arg(dst, minfo, api, "dst", loc),
+        _tile_arg(predicate, minfo, api, "predicate", loc),
+        _tile_arg(on_true, minfo, api, "on_true", loc),
+        _scalar_or_tile(on_false, pm),
+        reduce_res=_dst_arg(reduce_res, pm, api, "reduce_res", loc) if reduce_res is not None else None,
+        reduce_cmd=_cmd(reduce_cmd),
+        reduce_op=reduce_op,
+        reverse_pred=reverse_pred,
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+
+
+def range_select(
+    *,
+    on_true_tile: Any,
+    comp_op0: Any,
+    comp_op1: Any,
+    bound0: Any,
+    bound1: Any,
+    reduce_cmd: Any = reduce_cmd.idle,
+    reduce_res: Any = None,
+    reduce_op: Any = np.amax,
+    range_start: Any = 0,
+    on_false_value: Any = fp32.min,
+    mask: Any = None,
+    dtype: Any = None,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """on_true_tile where comp_op0(range_start + i, bound0) and comp_op1(range_start + i, bound1), else
+    FP32_MIN; max into the Vector accumulators (NeuronCore-v3+)."""
+    loc = caller_location()
+    api = "range_select"
+    minfo = mask_info(mask)
+    pm = _part_minfo(minfo)
+    t = _tile_arg(on_true_tile, minfo, api, "on_true_tile", loc)
+    b0 = _tile_arg(bound0, pm, api, "bound0", loc)
+    b1 = _tile_arg(bound1, pm, api, "bound1", loc)
+    rr = _dst_arg(reduce_res, pm, api, "reduce_res", loc) if reduce_res is not None else None
+    tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo)
+    tile.producer = _ve.range_select(
+        dst,
+        t,
+        comp_op0,
+        comp_op1,
+        b0,
+        b1,
+        reduce_cmd=_cmd(reduce_cmd),
+        reduce_res=rr,
+        reduce_op=reduce_op,
+        range_start=range_start,
+        on_false_value=on_false_value,
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+    return tile
+
+
+def max8(*, src: Any, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """[P, 8]: the 8 largest values of each partition, descending."""
+    loc = caller_location()
+    minfo = mask_info(mask)
+    s = _tile_arg(src, minfo, "max8", "src", loc)
+    tile, dst = result_tile((src.shape[0], 8), dtype or s.dtype, _part_minfo(minfo))
+    tile.producer = _ve.max8(dst, s, loc=loc, api="nisa.max8")
+    return tile
+
+
+def nc_find_index8(*, data: Any, vals: Any, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """[P, 8] (uint32 by default): index of the first occurrence of each of the 8 vals in each partition."""
+    loc = caller_location()
+    api = "nc_find_index8"
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, api, "data", loc)
+    v = _tile_arg(vals, _part_minfo(minfo), api, "vals", loc)
+    tile, dst = result_tile((data.shape[0], 8), dtype or _dt.uint32, _part_minfo(minfo))
+    tile.producer = _ve.nc_find_index8(dst, d, v, loc=loc, api=f"nisa.{api}")
+    return tile
+
+
+def nc_match_replace8(
+    *, data: Any, vals: Any, imm: Any, dst_idx: Any = None, mask: Any = None, dtype: Any = None, **kwargs: Any
+) -> LegacyTensor:
+    """data with the first occurrence of each of the 8 vals replaced by imm (indices into dst_idx if given)."""
+    loc = caller_location()
+    api = "nc_match_replace8"
+    minfo = mask_info(mask)
+    pm = _part_minfo(minfo)
+    d = _tile_arg(data, minfo, api, "data", loc)
+    v = _tile_arg(vals, pm, api, "vals", loc)
+    di = _dst_arg(dst_idx, pm, api, "dst_idx", loc) if dst_idx is not None else None
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile.producer = _ve.nc_match_replace8(dst, d, v, imm, dst_idx=di, loc=loc, api=f"nisa.{api}")
+    return tile
+
+
+def nc_stream_shuffle(src: Any, dst: Any, shuffle_mask: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> None:
+    """Cross-partition shuffle within 32-partition quadrants (G1 order: src, dst, shuffle_mask); the mask limits
+    which dst elements are written."""
+    loc = caller_location()
+    api = "nc_stream_shuffle"
+    minfo = mask_info(mask)
+    s = _tile_arg(src, NO_MASK, api, "src", loc)
+    d = _dst_arg(dst, NO_MASK, api, "dst", loc)
+    _ve.nc_stream_shuffle(
+        d, s, shuffle_mask, where=_where_of(minfo, tuple(d.shape), api, loc), loc=loc, api=f"nisa.{api}"
+    )
+
+
+def tensor_copy_predicated(
+    *, src: Any, dst: Any, predicate: Any, reverse_pred: bool = False, mask: Any = None, dtype: Any = None, **kwargs: Any
+) -> None:
+    """dst = src where predicate is true (false with reverse_pred), in place; src may be a scalar."""
+    loc = caller_location()
+    api = "tensor_copy_predicated"
+    minfo = mask_info(mask)
+    _ve.tensor_copy_predicated(
+        _dst_arg(dst, minfo, api, "dst", loc),
+        _scalar_or_tile(src, minfo),
+        _tile_arg(predicate, minfo, api, "predicate", loc),
+        reverse_pred,
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+
+
+def tensor_copy_dynamic_src(
+    src: Any, *, mask: Any = None, dtype: Any = None, engine: Any = engine.unknown, **kwargs: Any
+) -> LegacyTensor:
+    """Copy of `src`, addressed at a runtime offset within each partition (`t[ix, idx_tile[0, i] + iy]`)."""
+    loc = caller_location()
+    api = "tensor_copy_dynamic_src"
+    minfo = mask_info(mask)
+    s = _tile_arg(src, minfo, api, "src", loc)
+    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo)
+    tile.producer = _ve.tensor_copy_dynamic_src(
+        dst, s, offsets=_dynamic_offsets(src), engine=_engine_name(engine), loc=loc, api=f"nisa.{api}"
+    )
+    return tile
+
+
+def tensor_copy_dynamic_dst(
+    *, dst: Any, src: Any, mask: Any = None, dtype: Any = None, engine: Any = engine.unknown, **kwargs: Any
+) -> None:
+    """Copy `src` into `dst` addressed at a runtime offset within each partition, in place."""
+    loc = caller_location()
+    api = "tensor_copy_dynamic_dst"
+    minfo = mask_info(mask)
+    _ve.tensor_copy_dynamic_dst(
+        _dst_arg(dst, minfo, api, "dst", loc),
+        _tile_arg(src, minfo, api, "src", loc),
+        offsets=_dynamic_offsets(dst),
+        engine=_engine_name(engine),
+        loc=loc,
+        api=f"nisa.{api}",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ GpSimd engine (2)
+def tensor_partition_reduce(op: Any, data: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """Reduce across partitions (add / max / bitwise_or / bitwise_and) into a [1, ...] tile on GpSimd."""
+    loc = caller_location()
+    minfo = mask_info(mask)
+    d = _tile_arg(data, minfo, "tensor_partition_reduce", "data", loc)
+    shape = (1,) + tuple(data.shape[1:])
+    tile, dst = result_tile(shape, dtype or d.dtype, _axes_minfo(minfo, range(1, len(shape))))
+    tile.producer = _gp.tensor_partition_reduce(dst, op, d, loc=loc, api="nisa.tensor_partition_reduce")
+    return tile
+
+
+def local_gather(src_buffer: Any, index: Any, num_elem_per_idx: int = 1, num_valid_indices: Any = None, *, mask: Any = None) -> LegacyTensor:
+    """Gather within each GpSimd core's 16 partitions at uint16 element offsets: [P, num_valid, num_elem_per_idx]
+    ([P, num_valid] when num_elem_per_idx is 1)."""
+    loc = caller_location()
+    api = "local_gather"
+    minfo = mask_info(mask)
+    if minfo is not NO_MASK and (minfo[0] or minfo[1]):
+        raise NkiUnsupportedError(
+            "nisa.local_gather: mask= is not supported by trnsim (the gather works on whole 16-partition groups)",
+            code="err_unsupported_api",
+            values={"mask": mask},
+            loc=loc,
+        )
+    s = _tile_arg(src_buffer, NO_MASK, api, "src_buffer", loc)
+    ix = _tile_arg(index, NO_MASK, api, "index", loc)
+    per_core = 16 * ix.free_size
+    nv = per_core if num_valid_indices is None else num_valid_indices
+    e = num_elem_per_idx
+    valid = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (nv, e))
+    shape = (s.partitions, int(nv)) + ((int(e),) if valid and e != 1 else ()) if valid else (s.partitions, 1)
+    tile, dst = result_tile(shape, s.dtype)
+    tile.producer = _gp.local_gather(dst, s, ix, e, num_valid_indices, loc=loc, api=f"nisa.{api}")
+    return tile
+
+
+def sequence_bounds(*, segment_ids: Any, dtype: Any = None) -> LegacyTensor:
+    """[1, 2, N]: start and end (exclusive) index of each element's segment; id 0 is padding (N, -1)."""
+    loc = caller_location()
+    api = "sequence_bounds"
+    s = _tile_arg(segment_ids, NO_MASK, api, "segment_ids", loc)
+    tile, dst = result_tile((s.shape[0], 2) + tuple(s.shape[1:]), dtype or s.dtype)
+    tile.producer = _gp.sequence_bounds(dst, s, loc=loc, api=f"nisa.{api}")
     return tile
 
 
@@ -451,3 +991,8 @@ def __getattr__(name: str) -> Any:
         values={"api": f"nisa.{name}"},
         hint="see docs/coverage.md for the implemented API",
     )
+
+
+# An always-false mask (a loop-index predicate that does not hold in this iteration, or an empty ragged box)
+# makes the call a no-op; keep this at the end of the module so that it covers every API function above.
+wrap_masked_apis(globals(), __name__)

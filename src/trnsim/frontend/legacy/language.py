@@ -4,7 +4,9 @@ iterators and launch-grid queries, each lowered onto the ISA instructions of `tr
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +14,11 @@ import numpy as np
 
 from ...core import dtypes as _dt
 from ...core.context import current, maybe_current
-from ...core.errors import NkiTypeError, NkiUnsupportedError, NkiValidationError
-from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, allocate
-from ...core.source import caller_location, name_from_source
+from ...core.errors import NkiDeadlockError, NkiTypeError, NkiUnsupportedError, NkiValidationError
+from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, allocate, wrap_host_array
+from ...core.source import caller_location, is_internal_file, name_from_source
 from ...core.tensor import Tensor
-from ...isa import alu, dma, scalar_engine, tensor_engine, vector_engine
+from ...isa import alu, dma, gpsimd_engine, scalar_engine, tensor_engine, vector_engine
 from .indexing import Arange1D, MGrid
 from .lowering import (
     NO_MASK,
@@ -27,6 +29,7 @@ from .lowering import (
     mask_info,
     operand,
     result_tile,
+    wrap_masked_apis,
 )
 from .tensor import DynSlice, LazyAccess, LegacyTensor
 
@@ -146,6 +149,15 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
                 values={"shape": shp},
                 loc=loc,
             )
+    if buf.kind == "hbm" and buf.shared and _in_user_loop(run):
+        raise NkiValidationError(
+            f"a shared_hbm tensor ('{name or name_from_source(loc) or '?'}') is created inside a loop; shared_hbm "
+            f"tensors may only be created at the top level of the kernel",
+            code="err_shared_hbm_must_in_kernel_level",
+            values={"shape": shp},
+            loc=loc,
+            hint="allocate it before the loop (or use nl.hbm / nl.private_hbm for a per-iteration scratch tensor)",
+        )
     if buf.kind == "hbm" and buf.shared:
         cached = run.shared_hbm_lookup(shp, dt)
         if cached is not None:
@@ -167,6 +179,14 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
     if buf.kind == "hbm" and buf.shared:
         run.shared_hbm_record(t)
     return t
+
+
+def _in_user_loop(run: Any) -> bool:
+    """Is the kernel inside one of its own loops (not counting the launch's loop over SPMD programs)?"""
+    loops = run.loops
+    if loops and run.grid and loops[0].loc.func == run.kernel_name and loops[0].trip == math.prod(run.grid):
+        loops = loops[1:]
+    return builtins.bool(loops)
 
 
 def _filled(shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str) -> LegacyTensor:
@@ -209,7 +229,8 @@ def ones_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "", 
 
 
 def empty_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
-    return ndarray(a.shape, dtype or a.dtype, buffer=buffer or getattr(a, "buffer", None), name=name)
+    """Uninitialised tensor shaped like `a` (G1: in SBUF unless `buffer` says otherwise)."""
+    return ndarray(a.shape, dtype or a.dtype, buffer=buffer, name=name)
 
 
 # ------------------------------------------------------------------------------------------------ movement
@@ -246,6 +267,18 @@ def store(dst: Any, value: Any, *, mask: Any = None, **kwargs: Any) -> None:
             "nl.store: value must be an on-chip tile, not an HBM tensor", code="err_unsupported_memory", loc=loc
         )
     if v.size != d.size:
+        try:
+            ok = np.broadcast_shapes(tuple(v.shape), tuple(d.shape)) == tuple(d.shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise NkiValidationError(
+                f"nl.store: value of shape {tuple(v.shape)} does not fit the destination of shape {tuple(d.shape)} "
+                f"(only broadcasting the value to the destination is allowed)",
+                code="err_store_dst_shape_smaller_than_other_shape",
+                values={"dst": tuple(d.shape), "value": tuple(v.shape)},
+                loc=loc,
+            )
         v = v.broadcast(tuple(d.shape))
     dma.dma_copy(d, v, loc=loc, api="nl.store")
 
@@ -287,13 +320,49 @@ def copy(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
 def broadcast_to(src: Any, *, shape: Any, **kwargs: Any) -> LegacyTensor:
     """Broadcast a tile to `shape` (NumPy rules; partition broadcast allowed)."""
     loc = caller_location()
+    _require_on_chip(src, "broadcast_to", "src", loc)
     s = operand(src)
-    shape = tuple(shape)
+    shape = tuple(int(n) for n in shape)
+    if tuple(s.shape) == shape:
+        return src
+    try:
+        ok = len(s.shape) <= len(shape) and np.broadcast_shapes(tuple(s.shape), shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise NkiValidationError(
+            f"nl.broadcast_to: a tile of shape {tuple(s.shape)} cannot be broadcast to {shape} (NumPy rules)",
+            code="err_shape_mismatch",
+            values={"src": tuple(s.shape), "shape": shape},
+            loc=loc,
+        )
     tile, dst = result_tile(shape, s.dtype)
     tile.producer = vector_engine.tensor_tensor(
         dst, s, s, "bypass", allow_broadcast=True, loc=loc, api="nl.broadcast_to"
     )
     return tile
+
+
+def _require_on_chip(x: Any, api: str, name: str, loc) -> None:
+    """Compute APIs read SBUF / PSUM tiles: an HBM operand is err_unsupported_memory."""
+    if is_tensorish(x) and x.buffer.kind == "hbm":
+        raise NkiValidationError(
+            f"nl.{api}: operand '{name}' is in HBM; compute instructions read SBUF or PSUM",
+            code="err_unsupported_memory",
+            values={name: x.storage.name},
+            loc=loc,
+            hint="load it with nl.load first",
+        )
+
+
+def _to_sbuf(t: Any, api: str, loc) -> Any:
+    """A PSUM operand of a Tensor-engine API, copied to a fresh SBUF tile (as the compiler inserts)."""
+    if isinstance(t, Tensor) and t.storage.buffer.kind == "psum":
+        tmp, tv = result_tile(tuple(t.shape), t.dtype)
+        vector_engine.tensor_copy(tv, t, loc=loc, api=f"{api}(psum->sbuf)")
+        return tmp
+    _require_on_chip(t, api.removeprefix("nl."), "operand", loc)
+    return t
 
 
 def _require_buffer(x: Any, kinds: tuple[str, ...], api: str, name: str, loc) -> None:
@@ -356,9 +425,21 @@ def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, defaul
     return tile
 
 
-def _make_binary(opname: str, api: str, default_dtype: Any = None, doc: str = "") -> Callable:
-    def fn(x: Any, y: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:
-        return _binary(opname, x, y, dtype, mask, api, default_dtype)
+def _make_binary(opname: str, api: str, default_dtype: Any = None, doc: str = "", positional: bool = False) -> Callable:
+    if default_dtype is not None:  # comparisons and logical ops: G1 default dtype=bool
+
+        def fn(x: Any, y: Any, *, dtype: Any = bool, mask: Any = None, **kwargs: Any) -> Any:
+            return _binary(opname, x, y, dtype, mask, api)
+
+    elif positional:  # fmod / mod: G1 signature (x, y, dtype=None, mask=None, **kwargs)
+
+        def fn(x: Any, y: Any, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:  # type: ignore[misc]
+            return _binary(opname, x, y, dtype, mask, api)
+
+    else:
+
+        def fn(x: Any, y: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:  # type: ignore[misc]
+            return _binary(opname, x, y, dtype, mask, api)
 
     fn.__name__ = api
     fn.__qualname__ = api
@@ -374,8 +455,8 @@ divide = _make_binary("divide", "divide")
 power = _make_binary("power", "power")
 maximum = _make_binary("maximum", "maximum")
 minimum = _make_binary("minimum", "minimum")
-fmod = _make_binary("fmod", "fmod")
-mod = _make_binary("mod", "mod")
+fmod = _make_binary("fmod", "fmod", positional=True)
+mod = _make_binary("mod", "mod", positional=True)
 equal = _make_binary("equal", "equal", _dt.bool_)
 not_equal = _make_binary("not_equal", "not_equal", _dt.bool_)
 greater = _make_binary("greater", "greater", _dt.bool_)
@@ -418,8 +499,15 @@ def _unary(
 
 
 def _make_unary(opname: str, api: str, engine: str = "scalar", default_dtype: Any = None) -> Callable:
-    def fn(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:
-        return _unary(opname, x, dtype, mask, api, engine, default_dtype)
+    if default_dtype is not None:  # logical_not: G1 default dtype=bool
+
+        def fn(x: Any, *, dtype: Any = bool, mask: Any = None, **kwargs: Any) -> Any:
+            return _unary(opname, x, dtype, mask, api, engine)
+
+    else:
+
+        def fn(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:  # type: ignore[misc]
+            return _unary(opname, x, dtype, mask, api, engine)
 
     fn.__name__ = api
     fn.__qualname__ = api
@@ -486,20 +574,36 @@ copy._nki_op = "copy"  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------------ reductions
+def _reduce_setup(x: Any, axis: Any, mask: Any, keepdims: bool, api: str, loc) -> tuple:
+    """Resolve a reduction's operand under its mask: (operand, axes, result shape, result mask info)."""
+    _require_on_chip(x, api, "x", loc)
+    minfo = mask_info(mask)
+    if minfo[1]:
+        raise NkiUnsupportedError(
+            f"nl.{api}: a mask that is not a per-axis range (e.g. a comparison of two index variables) cannot "
+            f"restrict a reduction",
+            code="err_unsupported_expression_in_mask",
+            loc=loc,
+            hint="zero / fill the excluded elements first (nisa.affine_select or nl.where), then reduce",
+        )
+    xo = operand(x, minfo)
+    nd = len(x.shape)
+    axes = vector_engine.normalize_axes(axis, nd, f"nl.{api}", loc)
+    if keepdims:
+        shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        remap = {i: i for i in range(nd) if i not in axes}
+    else:
+        kept = [i for i in range(nd) if i not in axes]
+        shape = tuple(x.shape[i] for i in kept)
+        remap = {old: new for new, old in enumerate(kept)}
+    ranges = {remap[a]: r for a, r in minfo[0].items() if a in remap}
+    return xo, axes, shape, (ranges, [])
+
+
 def _reduce(opname: str, x: Any, axis: Any, dtype: Any, mask: Any, keepdims: bool, api: str) -> LegacyTensor:
     loc = caller_location(2)
-    minfo = mask_info(mask)
-    xo = operand(x, minfo)
-    axes = vector_engine.normalize_axes(axis, len(x.shape), f"nl.{api}", loc)
-    shape = (
-        tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        if keepdims
-        else tuple(n for i, n in enumerate(x.shape) if i not in axes)
-    )
-    ranges = {a: r for a, r in minfo[0].items() if a not in axes}
-    tile, dst = result_tile(
-        shape, dtype or x.dtype, (ranges, []) if keepdims else ({k: v for k, v in ranges.items() if k == 0}, [])
-    )
+    xo, axes, shape, rinfo = _reduce_setup(x, axis, mask, keepdims, api, loc)
+    tile, dst = result_tile(shape, dtype or x.dtype, rinfo)
     tile.producer = vector_engine.tensor_reduce(dst, opname, xo, axes, keepdims=keepdims, loc=loc, api=f"nl.{api}")
     return tile
 
@@ -521,39 +625,57 @@ max = _make_reduce("maximum", "max")  # noqa: A001
 min = _make_reduce("minimum", "min")  # noqa: A001
 
 
-def all(x: Any, axis: Any, *, dtype: Any = _dt.bool_, mask: Any = None, **kwargs: Any) -> Any:  # noqa: A001
-    """Logical AND over free axes."""
+def all(x: Any, axis: Any, *, dtype: Any = bool, mask: Any = None, **kwargs: Any) -> Any:  # noqa: A001
+    """Logical AND over free axes (default dtype bool; `keepdims=` accepted)."""
     return _reduce("logical_and", x, axis, dtype, mask, kwargs.get("keepdims", False), "all")
 
 
 all._nki_op = "logical_and"  # type: ignore[attr-defined]
 
 
+def _float_default(dtype: Any, x: Any) -> Any:
+    """Default output dtype of mean/var: the input's, float32 for integer inputs."""
+    if dtype is not None:
+        return dtype
+    return x.dtype if _dt.is_float(x.dtype) else _dt.float32
+
+
+def _count(xo: Tensor, axes: tuple[int, ...]) -> int:
+    return math.prod(xo.shape[a] for a in axes)
+
+
 def mean(x: Any, axis: Any, *, dtype: Any = None, mask: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
-    """Mean over free axes (fp32 sum, then a scale)."""
+    """Mean over free axes: fp32 sum (tensor_reduce), then a scale by 1/count (tensor_scalar)."""
     loc = caller_location()
-    s = _reduce("add", x, axis, _dt.float32, mask, keepdims, "mean")
-    axes = vector_engine.normalize_axes(axis, len(x.shape), "nl.mean", loc)
-    n = int(np.prod([x.shape[a] for a in axes]))
-    tile, dst = result_tile(tuple(s.shape), dtype or x.dtype)
-    tile.producer = vector_engine.tensor_scalar(dst, s, "multiply", 1.0 / n, loc=loc, api="nl.mean")
+    xo, axes, shape, rinfo = _reduce_setup(x, axis, mask, keepdims, "mean", loc)
+    _, s = result_tile(shape, _dt.float32, rinfo)
+    vector_engine.tensor_reduce(s, "add", xo, axes, keepdims=keepdims, loc=loc, api="nl.mean")
+    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo)
+    tile.producer = vector_engine.tensor_scalar(dst, s, "multiply", 1.0 / _count(xo, axes), loc=loc, api="nl.mean")
     return tile
 
 
 def var(x: Any, axis: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:
-    """Population variance over free axes: mean((x - mean)^2)."""
+    """Population variance over free axes, mean((x - mean(x))^2), in fp32 (`keepdims=` accepted)."""
     loc = caller_location()
-    m = mean(x, axis, dtype=_dt.float32, mask=mask, keepdims=True)
-    xo = operand(x, mask_info(mask))
+    keepdims = builtins.bool(kwargs.get("keepdims", False))
+    xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "var", loc)
+    n = _count(xo, axes)
+    _, m = result_tile(kshape, _dt.float32, kinfo)
+    vector_engine.tensor_reduce(m, "add", xo, axes, keepdims=True, loc=loc, api="nl.var")
+    vector_engine.tensor_scalar(m, m, "multiply", 1.0 / n, loc=loc, api="nl.var")
     centered, cv = result_tile(tuple(xo.shape), _dt.float32)
-    vector_engine.tensor_scalar(
-        cv, xo, "subtract", m, loc=loc, api="nl.var"
-    ) if m.free_size == 1 else vector_engine.tensor_tensor(
-        cv, xo, m, "subtract", allow_broadcast=True, loc=loc, api="nl.var"
-    )
-    sq, sqv = result_tile(tuple(xo.shape), _dt.float32)
-    scalar_engine.activation(sqv, "square", centered, loc=loc, api="nl.var")
-    return mean(sq, axis, dtype=dtype or x.dtype, keepdims=kwargs.get("keepdims", False))
+    if m.free_size == 1:
+        vector_engine.tensor_scalar(cv, xo, "subtract", m, loc=loc, api="nl.var")
+    else:
+        vector_engine.tensor_tensor(cv, xo, m, "subtract", allow_broadcast=True, loc=loc, api="nl.var")
+    scalar_engine.activation(cv, "square", cv, loc=loc, api="nl.var")
+    _, _, shape, rinfo = _reduce_setup(x, axis, mask, keepdims, "var", loc)
+    _, ss = result_tile(shape, _dt.float32, rinfo)
+    vector_engine.tensor_reduce(ss, "add", centered, axes, keepdims=keepdims, loc=loc, api="nl.var")
+    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo)
+    tile.producer = vector_engine.tensor_scalar(dst, ss, "multiply", 1.0 / n, loc=loc, api="nl.var")
+    return tile
 
 
 # ------------------------------------------------------------------------------------------------ selection
@@ -561,8 +683,14 @@ def where(condition: Any, x: Any, y: Any, *, dtype: Any = None, mask: Any = None
     """Select x where condition is true, else y (Vector select)."""
     loc = caller_location()
     minfo = mask_info(mask)
+    for nm, v in (("condition", condition), ("x", x), ("y", y)):
+        _require_on_chip(v, "where", nm, loc)
     shape = full_shape(condition, x, y)
-    out_dt = dtype or default_binary_dtype(x, y)
+    tiles = [v for v in (x, y) if is_tensorish(v)]
+    # Scalars do not widen the result here (they only select values): the tiles' promotion decides.
+    out_dt = dtype or (
+        default_binary_dtype(*tiles) if len(tiles) == 2 else tiles[0].dtype if tiles else default_binary_dtype(x, y)
+    )
     tile, dst = result_tile(shape, out_dt, minfo)
     c = operand(condition, minfo)
     xo, yo = operand(x, minfo), operand(y, minfo)
@@ -585,9 +713,28 @@ def arange(*args: int) -> Arange1D:
 mgrid = MGrid()
 
 
-def expand_dims(data: Any, axis: int) -> Any:
-    """Insert a size-1 axis (a view)."""
-    return operand(data).expand_dims(axis) if isinstance(operand(data), LegacyTensor) else operand(data)
+def expand_dims(data: Any, axis: Any) -> Any:
+    """Insert size-1 axes (a view). As in G1, only after the last index: `axis` (an int or a tuple of ints)
+    must name positions >= data.ndim of the expanded shape."""
+    loc = caller_location()
+    t = operand(data)
+    if not isinstance(t, Tensor):
+        raise NkiTypeError(
+            f"nl.expand_dims: data must be a tile, got {type(data).__name__}", code="err_invalid_operand", loc=loc
+        )
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    nd = len(t.shape)
+    out_nd = nd + len(axes)
+    norm = sorted(int(a) % out_nd if -out_nd <= int(a) < out_nd else out_nd for a in axes)
+    if norm[0] < nd or norm[-1] >= out_nd or len(set(norm)) != len(norm):
+        raise NkiValidationError(
+            f"nl.expand_dims: axis {axis} is not supported for a {nd}-D tile; new axes can only be added after the "
+            f"last dimension (positions {nd}..{out_nd - 1})",
+            code="err_unsupported_expand_dims_axis",
+            values={"axis": axis, "shape": tuple(t.shape)},
+            loc=loc,
+        )
+    return t.reshaped(tuple(t.shape) + (1,) * len(axes))
 
 
 # ------------------------------------------------------------------------------------------------ matmul
@@ -596,6 +743,8 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
     loc = caller_location()
     minfo = mask_info(mask)
     xo, yo = operand(x, minfo), operand(y, minfo)
+    # The Tensor engine reads SBUF only; PSUM operands are first copied to SBUF (as the compiler does).
+    xo, yo = _to_sbuf(xo, "nl.matmul", loc), _to_sbuf(yo, "nl.matmul", loc)
     if not transpose_x:
         # x is [M, K]: transpose it on the PE array first (as the compiler does).
         m, k = xo.shape[0], xo.free_size
@@ -614,12 +763,20 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
 def transpose(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> LegacyTensor:
     """Swap the partition and free dimension of a 2-D tile (<= [128, 128]) on the PE array -> PSUM."""
     loc = caller_location()
-    xo = operand(x, mask_info(mask))
+    xo = _to_sbuf(operand(x, mask_info(mask)), "nl.transpose", loc)
     if len(xo.shape) != 2:
         raise NkiValidationError(
             f"nl.transpose needs a 2-D tile, got {xo.shape}", code="err_exceed_max_supported_dimension", loc=loc
         )
     p, f = xo.shape
+    if f > 128:
+        raise NkiValidationError(
+            f"nl.transpose: a tile of shape {tuple(xo.shape)} has {f} elements per partition; the transpose takes at "
+            f"most 128 (the result's partition count)",
+            code="err_size_of_dimension_exceed_arch_limit",
+            values={"x": tuple(xo.shape)},
+            loc=loc,
+        )
     tile, dst = result_tile((f, p), dtype or xo.dtype, buffer=PSUM)
     tile.producer = tensor_engine.nc_transpose_pe(dst, xo, loc=loc, api="nl.transpose")
     return tile
@@ -631,8 +788,14 @@ class _LoopRange:
 
     __slots__ = ("kind", "rng", "loc")
 
-    def __init__(self, kind: str, args: tuple) -> None:
+    def __init__(self, kind: str, args: tuple, kwargs: dict | None = None) -> None:
         self.kind = kind
+        kw = {k: v for k, v in (kwargs or {}).items() if k in ("start", "stop", "step")}
+        if kw:  # affine_range(0, n, step=128) / affine_range(start=0, stop=n)
+            names = ("start", "stop", "step")
+            vals = dict(zip(names, args)) if len(args) != 1 or "stop" in kw else {"stop": args[0]}
+            vals.update(kw)
+            args = (vals.get("start", 0), vals["stop"], vals.get("step", 1))
         self.rng = range(*(int(a) for a in args))
         self.loc = caller_location(3)
 
@@ -652,15 +815,15 @@ class _LoopRange:
 
 def affine_range(*args: Any, **kwargs: Any) -> _LoopRange:
     """Parallel loop: iterations must not depend on each other (except PSUM matmul accumulation)."""
-    return _LoopRange("affine", args)
+    return _LoopRange("affine", args, kwargs)
 
 
 def sequential_range(*args: Any, **kwargs: Any) -> _LoopRange:
     """Loop with a loop-carried dependency (iterations run in order)."""
-    return _LoopRange("sequential", args)
+    return _LoopRange("sequential", args, kwargs)
 
 
-def static_range(*args: Any, **kwargs: Any) -> _LoopRange:
+def static_range(*args: Any) -> _LoopRange:
     """Loop unrolled at trace time."""
     return _LoopRange("static", args)
 
@@ -741,6 +904,352 @@ class spmd_dim:  # noqa: N801 - NKI's name
         return 0
 
 
+# ------------------------------------------------------------------------------------------------ random numbers
+def rand(shape: Any, dtype: Any = np.float32, **kwargs: Any) -> LegacyTensor:
+    """New SBUF tile of uniform random values in [0, 1) (Vector-engine random number generator)."""
+    loc = caller_location()
+    shp, _ = _split_shape(shape)
+    tile, dst = result_tile(shp, dtype)
+    tile.producer = vector_engine.random_uniform(dst, loc=loc, api="nl.rand")
+    return tile
+
+
+def random_seed(seed: Any, *, mask: Any = None, **kwargs: Any) -> None:
+    """Seed the random number generator (a 32-bit scalar, or an on-chip tile whose first element is the seed);
+    the same seed reproduces the same sequence of nl.rand / nl.dropout values."""
+    loc = caller_location()
+    if is_tensorish(seed):
+        _require_on_chip(seed, "random_seed", "seed", loc)
+        seed = operand(seed, mask_info(mask))
+    vector_engine.set_rng_seed(seed, loc=loc, api="nl.random_seed")
+
+
+def dropout(x: Any, rate: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> LegacyTensor:
+    """Zero each element of x with probability `rate` (a scalar, a 1-element tile or a [P,1] tile); kept
+    elements are not rescaled."""
+    loc = caller_location()
+    _require_on_chip(x, "dropout", "x", loc)
+    _require_on_chip(rate, "dropout", "rate", loc)
+    minfo = mask_info(mask)
+    xo = operand(x, minfo)
+    r = operand(rate, minfo) if is_tensorish(rate) else rate
+    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo)
+    tile.producer = vector_engine.dropout(dst, xo, r, loc=loc, api="nl.dropout")
+    return tile
+
+
+# ------------------------------------------------------------------------------------------------ constants
+def _constant_tensor(arr: np.ndarray, key: tuple, name: str) -> LegacyTensor:
+    """A kernel-visible HBM tensor holding a compile-time constant, shared by every use with the same key."""
+    run = current()
+    cache = run.extra.setdefault("_nl_shared_constants", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    st = wrap_host_array(arr, SHARED_HBM, name=name, core=run.core, track_writes=run.numerics)
+    mem = st.take_mem()
+    t = LegacyTensor(st, mem, mem.data, mem.written)
+    cache[key] = t
+    return t
+
+
+def shared_constant(constant: Any, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """An HBM tensor holding the host array `constant` (cast to `dtype` with round-to-nearest-even)."""
+    loc = caller_location()
+    arr = np.asarray(constant)
+    if dtype is not None:
+        arr = np.asarray(static_cast(arr, dtype))
+    elif arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.int64:
+        arr = arr.astype(np.int32)
+    key = ("constant", arr.dtype.str, arr.shape, arr.tobytes())
+    return _constant_tensor(arr, key, name_from_source(loc) or "shared_constant")
+
+
+def shared_identity_matrix(n: int, dtype: Any = np.uint8, **kwargs: Any) -> LegacyTensor:
+    """An n x n identity matrix in HBM (default uint8); every request for the same n and dtype shares one."""
+    loc = caller_location()
+    dt = _dt.normalize(dtype)
+    arr = np.asarray(static_cast(np.identity(int(n), dtype=np.float32), dt))
+    return _constant_tensor(arr, ("identity", int(n), dt.str), name_from_source(loc) or f"identity_{int(n)}")
+
+
+# ------------------------------------------------------------------------------------------------ gathers, atomics
+def atomic_rmw(dst: Any, value: Any, op: Any, *, mask: Any = None, **kwargs: Any) -> None:
+    """Atomic `dst = op(dst, value)` on an HBM access (usually with tile-valued indices); op: np.add / nl.add.
+    Repeated indices all take effect."""
+    loc = caller_location()
+    _require_buffer(dst, ("hbm",), "atomic_rmw", "dst", loc)
+    _require_on_chip(value, "atomic_rmw", "value", loc)
+    minfo = mask_info(mask)
+    d = operand(dst, minfo)
+    v = operand(value, minfo) if is_tensorish(value) else value
+    dma.atomic_rmw(d, v, op, loc=loc, api="nl.atomic_rmw")
+
+
+def gather_flattened(data: Any, indices: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """Per partition p: out[p, ...] = data[p].flat[indices[p, ...]] (uint32 indices; result shaped like indices)."""
+    loc = caller_location()
+    _require_on_chip(data, "gather_flattened", "data", loc)
+    _require_on_chip(indices, "gather_flattened", "indices", loc)
+    minfo = mask_info(mask)
+    prange = {0: minfo[0][0]} if 0 in minfo[0] else {}
+    d = operand(data, (prange, []))  # a mask restricts partitions of data, never its flattened row
+    ix = operand(indices, minfo)
+    tile, dst = result_tile(tuple(indices.shape), dtype or data.dtype, minfo)
+    tile.producer = gpsimd_engine.nc_n_gather(dst, d, ix, loc=loc, api="nl.gather_flattened")
+    return tile
+
+
+# ------------------------------------------------------------------------------------------------ normalisation
+def _mul_by(dst: Tensor, data: Tensor, factor: Any, loc, api: str) -> Any:
+    """dst = data * factor, where factor is a column ([P,1]: tensor_scalar) or broadcastable (tensor_tensor)."""
+    if not isinstance(factor, Tensor) or (factor.free_size == 1 and factor.partitions == data.partitions):
+        return vector_engine.tensor_scalar(dst, data, "multiply", factor, loc=loc, api=api)
+    same = tuple(factor.shape) == tuple(data.shape)
+    return vector_engine.tensor_tensor(dst, data, factor, "multiply", allow_broadcast=not same, loc=loc, api=api)
+
+
+def softmax(
+    x: Any, axis: Any, *, dtype: Any = None, compute_dtype: Any = None, mask: Any = None, **kwargs: Any
+) -> LegacyTensor:
+    """exp(x - max(x)) / sum(exp(x - max(x))) along free `axis`: a max reduction, an exp activation with the
+    negated max as bias (summing into the accumulators), a Vector reciprocal and a multiply."""
+    loc = caller_location()
+    api = "nl.softmax"
+    xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "softmax", loc)
+    cdt = compute_dtype or dtype or _dt.float32
+    _, negmax = result_tile(kshape, _dt.float32, kinfo)
+    vector_engine.tensor_reduce(negmax, "maximum", xo, axes, negate=True, keepdims=True, loc=loc, api=api)
+    _, e = result_tile(tuple(xo.shape), cdt)
+    _, total = result_tile(kshape, _dt.float32, kinfo)
+    if negmax.free_size == 1:
+        scalar_engine.activation(
+            e, "exp", xo, bias=negmax, reduce_op="add", reduce_res=total, reduce_cmd="reset_reduce", loc=loc, api=api
+        )
+    else:
+        vector_engine.tensor_tensor(e, xo, negmax, "add", allow_broadcast=True, loc=loc, api=api)
+        scalar_engine.activation(e, "exp", e, loc=loc, api=api)
+        vector_engine.tensor_reduce(total, "add", e, axes, keepdims=True, loc=loc, api=api)
+    vector_engine.reciprocal(total, total, loc=loc, api=api)
+    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, mask_info(mask))
+    tile.producer = _mul_by(dst, e, total, loc, api)
+    return tile
+
+
+def rms_norm(
+    x: Any,
+    w: Any,
+    axis: Any,
+    n: Any,
+    epsilon: float = 1e-06,
+    *,
+    dtype: Any = None,
+    compute_dtype: Any = None,
+    mask: Any = None,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """x / sqrt(sum(x^2 along axis) / n + epsilon) * w: a square activation, a sum, a scale-and-add, an rsqrt
+    activation and two multiplies (w broadcasts NumPy-style, e.g. a [1, D] weight row)."""
+    loc = caller_location()
+    api = "nl.rms_norm"
+    _require_on_chip(w, "rms_norm", "w", loc)
+    minfo = mask_info(mask)
+    xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "rms_norm", loc)
+    cdt = compute_dtype or dtype or _dt.float32
+    _, sq = result_tile(tuple(xo.shape), _dt.float32)
+    scalar_engine.activation(sq, "square", xo, loc=loc, api=api)
+    _, ms = result_tile(kshape, _dt.float32, kinfo)
+    vector_engine.tensor_reduce(ms, "add", sq, axes, keepdims=True, loc=loc, api=api)
+    vector_engine.tensor_scalar(ms, ms, "multiply", 1.0 / float(n), op1="add", operand1=float(epsilon), loc=loc, api=api)
+    scalar_engine.activation(ms, "rsqrt", ms, loc=loc, api=api)
+    _, y = result_tile(tuple(xo.shape), cdt)
+    _mul_by(y, xo, ms, loc, api)
+    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, minfo)
+    wo = operand(w, minfo) if is_tensorish(w) else w
+    if isinstance(wo, Tensor) and tuple(wo.shape) != tuple(dst.shape):
+        full_shape(wo, dst)  # NumPy broadcasting rules (raises err_shape_mismatch)
+    tile.producer = _mul_by(dst, y, wo, loc, api) if isinstance(wo, Tensor) else (
+        vector_engine.tensor_scalar(dst, y, "multiply", wo, loc=loc, api=api)
+    )
+    return tile
+
+
+# ------------------------------------------------------------------------------------------------ loop reductions
+def _kernel_frame():
+    """The innermost frame of user (kernel) code."""
+    f = sys._getframe(1)
+    while f is not None and is_internal_file(f.f_code.co_filename):
+        f = f.f_back
+    return f
+
+
+def loop_reduce(x: Any, op: Any, loop_indices: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:
+    """`acc = nl.loop_reduce(x, op, loop_indices=[i])` is `acc = op(acc, x)` (one tensor_tensor): the tile the
+    statement assigns to is the accumulator (initialise it before the loop)."""
+    loc = caller_location()
+    api = "nl.loop_reduce"
+    opname = alu.op_name(op)
+    _require_on_chip(x, "loop_reduce", "x", loc)
+    frame = _kernel_frame()
+    name = name_from_source(loc)
+    acc = frame.f_locals.get(name) if (frame is not None and name) else None
+    if not is_tensorish(acc):
+        raise NkiValidationError(
+            "nl.loop_reduce must be assigned to the accumulator tile it reduces into "
+            "(`acc = nl.loop_reduce(x, op, loop_indices=[i])`, with `acc` initialised before the loop)"
+            + (f"; '{name}' is not a tile here" if name else ""),
+            code="err_loop_reduce_without_accumulator",
+            values={"target": name or None},
+            loc=loc,
+        )
+    minfo = mask_info(mask)
+    shape = full_shape(acc, x)
+    tile, dst = result_tile(shape, dtype or x.dtype, minfo)
+    a, xo = operand(acc, minfo), operand(x, minfo)
+    if minfo != NO_MASK:  # outside the mask the accumulator keeps its value
+        vector_engine.tensor_copy(tile, operand(acc), loc=loc, api=api)
+    same = tuple(a.shape) == tuple(xo.shape) == tuple(dst.shape)
+    tile.producer = vector_engine.tensor_tensor(dst, a, xo, opname, allow_broadcast=not same, loc=loc, api=api)
+    return tile
+
+
+# ------------------------------------------------------------------------------------------------ all_reduce
+class _ReplayStop(BaseException):
+    """Ends a replayed program at the all_reduce call whose contribution was needed."""
+
+
+def _launch_call(loc) -> tuple[Callable, list, dict]:
+    """The kernel function and arguments of the launch in progress (read from core.launch.launch's frame)."""
+    from ...core import launch as launch_module
+
+    code = launch_module.launch.__code__
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code is code:
+            lv = f.f_locals
+            if callable(lv.get("func")) and "call_args" in lv:
+                return lv["func"], list(lv["call_args"]), dict(lv.get("call_kwargs") or {})
+        f = f.f_back
+    raise NkiUnsupportedError(
+        "nl.all_reduce needs the kernel's launch to replay the other programs of the grid, and none was found",
+        code="err_unsupported_api",
+        loc=loc,
+        hint="launch the kernel through nki.jit / nki.baremetal / nki.simulate_kernel with an SPMD grid",
+    )
+
+
+def _isolated(arg: Any) -> Any:
+    """A private copy of an HBM kernel argument, so that a replayed program cannot disturb the real one."""
+    if isinstance(arg, LegacyTensor) and arg.storage.buffer.kind == "hbm" and arg.index is None:
+        st = wrap_host_array(np.asarray(arg.read()), arg.storage.buffer, name=arg.storage.name)
+        st.is_param = arg.storage.is_param
+        mem = st.take_mem()
+        return LegacyTensor(st, mem, mem.data, mem.written)
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_isolated(a) for a in arg)
+    return arg
+
+
+def _replay(run: Any, program: tuple[int, ...], call: int, state: dict, loc) -> None:
+    """Run `program` of the grid on a scratch run until its `call`-th nl.all_reduce, recording its operand."""
+    from ...core.context import Run, activate
+
+    func, args, kwargs = _launch_call(loc)
+    scratch = Run(run.arch, numerics=True, check_races=False, kernel_name=run.kernel_name, api=run.api)
+    scratch.grid = run.grid
+    scratch.program_id = program
+    scratch.extra["_nl_all_reduce"] = state
+    scratch.extra["_nl_replay_until"] = call
+    scratch.warn = lambda *a, **k: None  # diagnostics come from the real run of that program
+    args = [_isolated(a) for a in args]
+    kwargs = {k: _isolated(v) for k, v in kwargs.items()}
+    with activate(scratch):
+        scratch.begin_program()
+        try:
+            func(*args, **kwargs)
+        except _ReplayStop:
+            return
+    raise NkiDeadlockError(
+        f"nl.all_reduce: program {program} of the grid ends after "
+        f"{scratch.extra.get('_nl_all_reduce_calls', {}).get(program, 0)} all_reduce call(s), but program "
+        f"{tuple(run.program_id)} waits in call #{call + 1}; every program of a reduction group must make the same "
+        f"all_reduce calls",
+        code="err_all_reduce_mismatch",
+        values={"program": program, "waiting": tuple(run.program_id)},
+        loc=loc,
+    )
+
+
+def all_reduce(
+    x: Any,
+    op: Any,
+    program_axes: Any,
+    *,
+    dtype: Any = None,
+    mask: Any = None,
+    parallel_reduce: bool = True,
+    asynchronous: bool = False,
+    **kwargs: Any,
+) -> LegacyTensor:
+    """Reduce tile `x` with `op` (add / multiply / maximum / minimum) over the SPMD programs that differ only
+    along `program_axes`; every program of the group gets the result.
+
+    Programs of a grid run one after another, so when a program reaches its k-th all_reduce, the operands of
+    the group's programs that have not run yet are obtained by replaying those programs (on scratch state, with
+    private copies of the kernel arguments) up to their own k-th all_reduce."""
+    loc = caller_location()
+    run = current()
+    api = "nl.all_reduce"
+    _require_on_chip(x, "all_reduce", "x", loc)
+    grid = tuple(int(g) for g in run.grid)
+    axes_in = program_axes if isinstance(program_axes, (tuple, list)) else (program_axes,)
+    axes = tuple(int(a) for a in axes_in)
+    for a in axes:
+        if not 0 <= a < builtins.max(len(grid), 1):
+            raise NkiValidationError(
+                f"{api}: program axis {a} is out of range for a {len(grid)}-D launch grid {grid}",
+                code="err_invalid_program_axis",
+                values={"program_axes": program_axes, "grid": grid},
+                loc=loc,
+            )
+    minfo = mask_info(mask)
+    xo = operand(x, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo)
+    pid = tuple(run.program_id) if grid else ()
+    group = [
+        q
+        for q in itertools.product(*(range(g) for g in grid))
+        if builtins.all(q[i] == pid[i] for i in range(len(grid)) if i not in axes)
+    ] or [pid]
+    contributions = None
+    if run.numerics:
+        state = run.extra.setdefault("_nl_all_reduce", {})
+        calls = run.extra.setdefault("_nl_all_reduce_calls", {})
+        k = calls.get(pid, 0)
+        calls[pid] = k + 1
+        own = np.array(xo.read(), copy=True)
+        prev = state.get((k, pid))
+        if prev is None:
+            state[(k, pid)] = own
+        elif prev.shape != own.shape or not np.array_equal(prev, own, equal_nan=True):
+            run.warn(
+                "warn_all_reduce_replay_mismatch",
+                f"{api}: program {pid} computed a different operand than when it was replayed for an earlier "
+                f"program (random numbers or cross-program HBM traffic?); the group used the replayed values",
+                loc,
+            )
+        if run.extra.get("_nl_replay_until") == k:
+            raise _ReplayStop
+        for q in group:
+            if (k, q) not in state:
+                _replay(run, q, k, state, loc)
+        contributions = [state[(k, q)] for q in group]
+    tile.producer = dma.all_reduce(dst, xo, contributions, op, group_size=len(group), loc=loc, api=api)
+    return tile
+
+
 # ------------------------------------------------------------------------------------------------ misc
 def device_print(prefix: str, x: Any, *, mask: Any = None, **kwargs: Any) -> None:
     """Print a tile's values (in simulation)."""
@@ -804,3 +1313,8 @@ def __getattr__(name: str) -> Any:
         values={"api": f"nl.{name}"},
         hint="see docs/coverage.md for the implemented API",
     )
+
+
+# An always-false mask (a loop-index predicate that does not hold in this iteration, or an empty ragged box)
+# makes the call a no-op; keep this at the end of the module so that it covers every API function above.
+wrap_masked_apis(globals(), __name__)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...core import dtypes
-from ...core.errors import NkiTypeError
+from ...core.errors import NkiTypeError, NkiValidationError
 from ...core.memory import SBUF, Buffer
 from ...core.tensor import Tensor
 from .indexing import Predicate
@@ -31,11 +31,73 @@ class MaskedView(LegacyTensor):
         super().write(values, where=np.broadcast_to(w, self.shape), state=state)
 
 
+class MaskedOff(Exception):
+    """Raised by `mask_info` for a mask no element satisfies; the API call is then not executed."""
+
+
+class DeadTile:
+    """What an API call returns when its mask is always false, e.g. a loop-index predicate such as
+    `mask=(k * 512 <= q * 128)` in an iteration where it does not hold (trnsim runs loops eagerly, so such
+    masks arrive as Python bools), or a ragged-tile mask whose box is empty. Nothing is executed or recorded;
+    assigning the result (`t[...] = r`, `t[...] += r`) is a no-op, and using it as an operand is an error."""
+
+    __slots__ = ("api",)
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+
+    def __getitem__(self, key: Any) -> DeadTile:
+        return self  # indexing a masked-off result (to pass it to a call with the same mask) stays dead
+
+    def __repr__(self) -> str:
+        return f"DeadTile({self.api})"
+
+
+def skip_when_masked_off(fn: Any) -> Any:
+    """Wrap a legacy API function so that an always-false mask turns the call into a no-op (a DeadTile)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            mask = kwargs.get("mask")
+            if mask is not None:
+                mask_info(mask)  # decide before the call looks at its (possibly dead) operands
+            return fn(*args, **kwargs)
+        except MaskedOff:
+            return DeadTile(fn.__name__)
+
+    return wrapper
+
+
+def wrap_masked_apis(namespace: dict[str, Any], module: str) -> None:
+    """Apply `skip_when_masked_off` to every public function of `module` that takes a `mask` argument."""
+    import inspect
+
+    for name, fn in list(namespace.items()):
+        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != module:
+            continue
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            continue
+        if "mask" in params:
+            namespace[name] = skip_when_masked_off(fn)
+
+
+def _is_false(mask: Any) -> bool:
+    return mask is False or (isinstance(mask, np.bool_) and not mask)
+
+
 def mask_info(mask: Any) -> tuple[dict[int, tuple[int, int]], list]:
-    if mask is None or mask is True:
+    if mask is None or mask is True or (isinstance(mask, np.bool_) and mask):
         return NO_MASK
+    if _is_false(mask):
+        raise MaskedOff
     if isinstance(mask, Predicate):
         ranges, rest, _ = mask.analyse()
+        if -1 in ranges or any(hi <= lo for lo, hi in ranges.values()):
+            raise MaskedOff
         return ranges, rest
     raise NkiTypeError(
         f"unsupported mask {mask!r}: a mask is a comparison of nl.arange / loop index expressions joined with &",
@@ -50,13 +112,36 @@ def is_tensorish(x: Any) -> bool:
 
 def operand(x: Any, minfo: tuple[dict, list] = NO_MASK) -> Any:
     """Resolve a tensor-like operand under the mask; scalars pass through."""
+    if isinstance(x, DeadTile):
+        raise NkiValidationError(
+            f"an operand is the result of a {x.api} call whose mask is always false (nothing was computed)",
+            code="err_read_of_masked_off_result",
+            hint="give the consuming instruction the same mask, or assign the masked result into a tile first",
+        )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
         t, _ = resolve_access(x.base, x.key, ranges, rest)
-        return t
+        return _check_tile_layout(t)
     if isinstance(x, Tensor):
-        return restrict_tensor(x, ranges)
+        return _check_tile_layout(restrict_tensor(x, ranges))
     return x
+
+
+def _check_tile_layout(t: Tensor) -> Tensor:
+    """A compute operand of a tensor with leading block dims must be one block: a tile whose first axis is the
+    partition dimension (err_failed_to_infer_tile_from_local_tensor otherwise)."""
+    st = t.storage
+    if st.nblocks > 1 and t.index is None and st.buffer.on_chip:
+        arr = t.array
+        if arr.ndim and arr.shape[0] > 1 and arr.strides[0] not in (st.row_bytes, 0):
+            raise NkiValidationError(
+                f"tensor '{st.name}' of shape {tuple(t.shape)} is used as a tile, but its first dimension is not "
+                f"the partition dimension (it has block dimensions {st.block_shape} before the partition dim)",
+                code="err_failed_to_infer_tile_from_local_tensor",
+                values={"tensor": st.name, "shape": tuple(t.shape)},
+                hint="index the block dimensions first, e.g. t[i] or t[i, j], to get a [P, ...] tile",
+            )
+    return t
 
 
 def full_shape(*xs: Any) -> tuple[int, ...]:
@@ -67,7 +152,16 @@ def full_shape(*xs: Any) -> tuple[int, ...]:
         return shapes[0]
     nd = max(len(s) for s in shapes)
     shapes = [(1,) * (nd - len(s)) + s for s in shapes]
-    return tuple(np.broadcast_shapes(*shapes))
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise NkiValidationError(
+            f"operand shapes {' and '.join(str(tuple(x.shape)) for x in xs if is_tensorish(x))} cannot be "
+            f"broadcast to a common shape (NumPy broadcasting rules)",
+            code="err_shape_mismatch",
+            values={"shapes": [tuple(x.shape) for x in xs if is_tensorish(x)]},
+            hint="size-1 dimensions broadcast; use keepdims=True on reductions to keep a [P, 1] column",
+        ) from None
 
 
 def result_tile(
@@ -100,17 +194,14 @@ def dtype_of(x: Any) -> np.dtype | None:
 
 
 def default_binary_dtype(x: Any, y: Any) -> np.dtype:
-    """Output dtype of an nl binary op: tensors' promotion; weak Python scalars do not widen tensors."""
+    """Output dtype of an nl binary op (nki-api.md 3.2): the promotion of both operands' dtypes, where a weakly
+    typed Python scalar counts as the widest hardware type (bool -> uint8, int -> int32, float -> float32), so
+    `(int8 tile, 2) -> int32` and `(float16 tile, 1.2) -> float32`; typed scalars (`np.float16(2)`) keep theirs."""
     dx, dy = dtype_of(x), dtype_of(y)
-    tx, ty = is_tensorish(x), is_tensorish(y)
-    if tx and not ty:
-        if isinstance(y, float) and not dtypes.is_float(dx):
-            return dtypes.float32
+    if dx is None:
+        return dy if dy is not None else dtypes.float32
+    if dy is None:
         return dx
-    if ty and not tx:
-        if isinstance(x, float) and not dtypes.is_float(dy):
-            return dtypes.float32
-        return dy
     return dtypes.promote(dx, dy)
 
 

@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ...core.context import maybe_current
 from ...core.errors import NkiError, trim_traceback
 from ...core.launch import Launch, launch
@@ -172,7 +174,10 @@ class BenchmarkKernel(LegacyKernel):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from ...timing.model import estimate_launch
+        from .typing import TensorType
 
+        # nki.benchmark only needs shapes: nt.tensor[[M, K], dtype] placeholders become uninitialised arrays
+        args = tuple(np.empty(a.shape, dtype=a.dtype) if isinstance(a, TensorType) else a for a in args)
         out, rec = self.launch(*args, numerics=_benchmark_numerics(), **kwargs)
         est = estimate_launch(rec)
         self.benchmark_result = BenchmarkResult(est.total_ns / 1000.0, est)

@@ -10,7 +10,7 @@ from ...core import dtypes
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 from ...core.memory import SBUF, allocate
 from ...core.tensor import Tensor
-from .indexing import EvaluatedIndex, IndexExpr, Predicate, slice_for
+from .indexing import Arange1D, EvaluatedIndex, IndexExpr, Predicate, slice_for
 
 
 class DynSlice:
@@ -29,6 +29,32 @@ class DynSlice:
 
 
 _ADVANCED = (IndexExpr, EvaluatedIndex)
+_DYNAMIC_OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
+
+
+class DynamicIndex(EvaluatedIndex):
+    """Index values read at run time from a tile: `t[ix, idx_tile[0, i] + iy]` (the G1 dynamic-offset idiom of
+    tensor_copy_dynamic_src/dst). `sources` are the tiles read, so instructions can record the dependency."""
+
+    __slots__ = ("sources",)
+
+
+def dynamic_index(tile: Tensor, name: str, expr: Any, reverse: bool = False) -> DynamicIndex:
+    """`tile op index-expression` inside a subscript: the tile's integer values combined with the expression."""
+    from ...core.context import current
+    from ...core.errors import NkiDataDependentError
+
+    if not current().numerics:
+        raise NkiDataDependentError(
+            "a tile-valued (dynamic) index depends on tensor values and cannot be used in timing-only mode",
+            hint="run with full simulation (numerics) for kernels with data-dependent addressing",
+        )
+    vals = np.asarray(tile.read()).astype(np.int64)
+    e = np.asarray(expr.evaluate(), dtype=np.int64)
+    fn = _DYNAMIC_OPS[name]
+    out = DynamicIndex(fn(e, vals) if reverse else fn(vals, e))
+    out.sources = (tile,) + tuple(getattr(expr, "sources", ()))
+    return out
 
 
 def _normalize_key(key: Any, ndim: int) -> tuple:
@@ -46,6 +72,38 @@ def _normalize_key(key: Any, ndim: int) -> tuple:
         fill = ndim - (len(out) - 1)
         out = out[:i] + [slice(None)] * fill + out[i + 1 :]
     return tuple(out)
+
+
+def _check_advanced_key(key: tuple, name: str, on_chip: bool = False) -> None:
+    """Subscript rules of the legacy API, checked where the subscript is written. Tile-valued indices on a free
+    dimension of an on-chip tile are the runtime offsets of tensor_copy_dynamic_src/dst and stay legal there."""
+    if any(isinstance(k, Arange1D) for k in key):
+        raise NkiValidationError(
+            f"tensor '{name}' is indexed with a 1-D nl.arange; lift it to 2-D with [:, None] (partition) or "
+            f"[None, :] (free) first",
+            code="err_1d_arange_not_supported",
+        )
+    if any(isinstance(k, slice) and k != slice(None) for k in key) and any(isinstance(k, _ADVANCED) for k in key):
+        raise NkiValidationError(
+            f"tensor '{name}': basic indexing (slices) and advanced indexing (nl.arange / nl.mgrid) cannot be mixed "
+            f"in one subscript",
+            code="err_unsupported_mixing_basic_advanced_tensor_indexing",
+            values={"key": key},
+            hint="use nl.arange for every dimension, or slices / nl.ds for every dimension",
+        )
+    leading = True  # tile-valued (indirect) indices may only address the access's partition (leading) dim
+    for k in key:
+        if k is None or isinstance(k, (int, np.integer)):
+            continue
+        if isinstance(k, (Tensor, LazyAccess)) and not leading and not on_chip:
+            raise NkiValidationError(
+                f"tensor '{name}': a tile-valued (dynamic) index is used on a free dimension; indirect indices may "
+                f"only address the partition (leading) dimension of an access",
+                code="err_indirect_indices_free_dim",
+                values={"key": key},
+            )
+        if not isinstance(k, Predicate):
+            leading = False
 
 
 def _check_basic(shape: tuple[int, ...], key: tuple, name: str) -> None:
@@ -84,7 +142,10 @@ class LegacyTensor(Tensor):
     def __getitem__(self, key: Any) -> Any:
         key = _normalize_key(key, self.ndim)
         if any(isinstance(k, (_ADVANCED, Tensor, LazyAccess, Predicate)) for k in key):
+            _check_advanced_key(key, self.storage.name, self.storage.buffer.on_chip)
             return LazyAccess(self, key)
+        if any(isinstance(k, Arange1D) for k in key):
+            _check_advanced_key(key, self.storage.name)
         _check_basic(self.shape, key, self.storage.name)
         return self.basic_view(key)
 
@@ -103,12 +164,22 @@ class LegacyTensor(Tensor):
                 code="err_reshape_size_mismatch",
                 values={"from": self.shape, "to": tuple(shape)},
             )
-        return self.reshaped(tuple(int(s) for s in shape))  # type: ignore[return-value]
+        try:
+            return self.reshaped(tuple(int(s) for s in shape))  # type: ignore[return-value]
+        except ValueError:
+            raise NkiValidationError(
+                f"cannot reshape a non-contiguous view of '{self.storage.name}' of shape {self.shape} to "
+                f"{tuple(shape)} without a copy",
+                code="err_unsupported_reshape",
+                values={"from": self.shape, "to": tuple(shape)},
+                hint="reshape the whole tensor (or copy the view into a tile) first",
+            ) from None
 
     def view(self, dtype: Any) -> LegacyTensor:
         dt = dtypes.normalize(dtype)
         arr = self.array.view(dt)
-        t = self.same_kind(self.storage, arr, None)
+        wm = self.wmask if (self.wmask is not None and dt.itemsize == self.array.dtype.itemsize) else None
+        t = self.same_kind(self.storage, arr, wm)
         return t  # type: ignore[return-value]
 
     def astype(self, dtype: Any) -> Any:
@@ -164,6 +235,8 @@ class LegacyTensor(Tensor):
     def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
         from . import language as nl
 
+        if isinstance(other, _ADVANCED) and name in _DYNAMIC_OPS:
+            return dynamic_index(self, name, other, reverse)
         fn = getattr(nl, name)
         return fn(other, self) if reverse else fn(self, other)
 
@@ -231,6 +304,30 @@ class LegacyTensor(Tensor):
 
     def __rshift__(self, o):
         return self._bin("right_shift", o)
+
+    def __rpow__(self, o):
+        return self._bin("power", o, True)
+
+    def __rmod__(self, o):
+        return self._bin("mod", o, True)
+
+    def __rand__(self, o):
+        return self._bin("bitwise_and", o, True)
+
+    def __ror__(self, o):
+        return self._bin("bitwise_or", o, True)
+
+    def __rxor__(self, o):
+        return self._bin("bitwise_xor", o, True)
+
+    def __rlshift__(self, o):
+        return self._bin("left_shift", o, True)
+
+    def __rrshift__(self, o):
+        return self._bin("right_shift", o, True)
+
+    def __pos__(self):
+        return self
 
     def __neg__(self):
         from . import language as nl
@@ -308,7 +405,12 @@ class LazyAccess:
         raise NkiError("cannot assign into an indexed access of an indexed access", code="err_unsupported_indexing")
 
     def __bool__(self) -> bool:
-        raise NkiError("the truth value of a tensor is ambiguous", code="err_ambiguous_tensor_truth_value")
+        single = int(np.prod(self.shape)) == 1
+        raise NkiError(
+            "the truth value of a tensor is ambiguous (Python control flow cannot depend on tensor values)",
+            code="err_dynamic_control_flow_not_supported" if single else "err_ambiguous_tensor_truth_value",
+            hint="use nl.where / nisa.affine_select / masks for data-dependent selection",
+        )
 
     def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
         from . import language as nl
@@ -328,7 +430,29 @@ class LazyAccess:
     __le__ = LegacyTensor.__le__
     __gt__ = LegacyTensor.__gt__
     __ge__ = LegacyTensor.__ge__
+    __eq__ = LegacyTensor.__eq__
+    __ne__ = LegacyTensor.__ne__
+    __hash__ = object.__hash__
+    __pow__ = LegacyTensor.__pow__
+    __rpow__ = LegacyTensor.__rpow__
+    __mod__ = LegacyTensor.__mod__
+    __rmod__ = LegacyTensor.__rmod__
+    __and__ = LegacyTensor.__and__
+    __rand__ = LegacyTensor.__rand__
+    __or__ = LegacyTensor.__or__
+    __ror__ = LegacyTensor.__ror__
+    __xor__ = LegacyTensor.__xor__
+    __rxor__ = LegacyTensor.__rxor__
+    __lshift__ = LegacyTensor.__lshift__
+    __rlshift__ = LegacyTensor.__rlshift__
+    __rshift__ = LegacyTensor.__rshift__
+    __rrshift__ = LegacyTensor.__rrshift__
     __neg__ = LegacyTensor.__neg__
+    __invert__ = LegacyTensor.__invert__
+    __abs__ = LegacyTensor.__abs__
+
+    def __pos__(self):
+        return self
 
     def __iadd__(self, o):
         from .assign import inplace
@@ -360,6 +484,32 @@ def _index_ndim(key: tuple) -> int:
     return nd
 
 
+def _slice_axes(key: tuple) -> list[tuple[int, slice]]:
+    """(position among the indexed dims, slice) of the slices of an advanced subscript such as `t[idx, :]`:
+    each slice enumerates its dim along the result axis at its own position (tile layout: P first)."""
+    out = []
+    pos = 0
+    for k in key:
+        if k is None:
+            continue
+        if isinstance(k, slice):
+            out.append((pos, k))
+        pos += 1
+    return out
+
+
+def _gather_ndim(key: tuple) -> int:
+    sl = _slice_axes(key)
+    return max(_index_ndim(key), sl[-1][0] + 1 if sl else 0)
+
+
+def _slice_values(k: slice, n: int, pos: int, nd: int, ranges: dict | None = None) -> np.ndarray:
+    vals = np.arange(*k.indices(n), dtype=np.int64)
+    if ranges and pos in ranges:
+        vals = vals[slice(*ranges[pos])]
+    return vals.reshape(tuple(vals.size if a == pos else 1 for a in range(nd)))
+
+
 def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
     shapes = []
     for k in key:
@@ -367,8 +517,10 @@ def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
             shapes.append(k.shape)
         elif isinstance(k, (Tensor, LazyAccess)):
             shapes.append(tuple(k.shape))
-    nd = max(len(s) for s in shapes) if shapes else 0
-    shapes = [(1,) * (nd - len(s)) + tuple(s) for s in shapes]
+    slices = _slice_axes(key) if shapes else []
+    nd = max([len(s) for s in shapes] + [p + 1 for p, _ in slices]) if shapes else 0
+    shapes = [tuple(s) + (1,) * (nd - len(s)) for s in shapes]
+    shapes += [_slice_values(k, base.shape[p], p, nd).shape for p, k in slices]
     shp = np.broadcast_shapes(*shapes) if shapes else ()
     n_index = len([k for k in key if k is not None])
     return tuple(shp) + tuple(base.shape[n_index:])
@@ -388,9 +540,10 @@ def _operand_mask_ranges(key: tuple) -> tuple[tuple, dict, list]:
 
 
 def resolve_access(
-    base: LegacyTensor, key: tuple, ranges: dict[int, tuple[int, int]], rest: list[tuple]
+    base: LegacyTensor, key: tuple, ranges: dict[int, tuple[int, int]], rest: list[tuple], oob_skip: bool = False
 ) -> tuple[Tensor, np.ndarray | None]:
-    """Turn `base[key]` into a core view restricted to the mask's box; returns (view, where-or-None)."""
+    """Turn `base[key]` into a core view restricted to the mask's box; returns (view, where-or-None).
+    With `oob_skip` (dma_copy(oob_mode=skip)) out-of-range tile-valued indices are dropped via `where`."""
     key, own_ranges, own_rest = _operand_mask_ranges(key)
     if own_ranges or own_rest:
         ranges = {**ranges, **own_ranges}
@@ -399,7 +552,7 @@ def resolve_access(
         _check_basic(base.shape, key, base.storage.name)
         view = base.basic_view(key)
         return restrict_tensor(view, ranges), None
-    nd = _index_ndim(key)
+    nd = _gather_ndim(key)
     exprs_only = all(not isinstance(k, (Tensor, LazyAccess, EvaluatedIndex, slice)) for k in key)
     if any(isinstance(k, slice) and k != slice(None) for k in key) and any(isinstance(k, _ADVANCED) for k in key):
         raise NkiValidationError(
@@ -414,7 +567,7 @@ def resolve_access(
             set(axes)
         ) == len(axes):
             return _fast_view(base, key, single, nd, ranges), None
-    return _gather_view(base, key, nd, ranges, rest)
+    return _gather_view(base, key, nd, ranges, rest, oob_skip)
 
 
 def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: dict) -> Tensor:
@@ -465,7 +618,9 @@ def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: di
     return view.same_kind(view.storage, arr, wm)
 
 
-def _gather_view(base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: list) -> tuple[Tensor, np.ndarray | None]:
+def _gather_view(
+    base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: list, oob_skip: bool = False
+) -> tuple[Tensor, np.ndarray | None]:
     full = access_shape(base, key)[:nd] if nd else ()
     box = tuple((ranges.get(a, (0, n))[1] - ranges.get(a, (0, n))[0]) if n > 1 else 1 for a, n in enumerate(full))
     where = Predicate.evaluate_parts(rest, ranges) if rest else None
@@ -477,8 +632,12 @@ def _gather_view(base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: li
         if k is None:
             continue
         n = base.shape[dim]
-        if isinstance(k, _ADVANCED):
+        if isinstance(k, slice):
+            vals = _slice_values(k, n, dim, nd, ranges)
+        elif isinstance(k, _ADVANCED):
             vals = k.evaluate(ranges)
+            if vals.ndim < nd:
+                vals = vals.reshape(vals.shape + (1,) * (nd - vals.ndim))
         elif isinstance(k, (Tensor, LazyAccess)):
             t = k if isinstance(k, Tensor) else k._resolve_plain()
             from ...core.context import current
@@ -498,6 +657,10 @@ def _gather_view(base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: li
         else:
             vals = np.asarray(int(k), dtype=np.int64)
         vals = np.broadcast_to(vals, np.broadcast_shapes(np.shape(vals), box) if box else np.shape(vals))
+        if oob_skip and isinstance(k, (Tensor, LazyAccess, DynamicIndex)):
+            ok = (vals >= 0) & (vals < n)
+            if not ok.all():
+                where = ok if where is None else (np.broadcast_to(where, ok.shape) & ok)
         check = vals if where is None else vals[np.broadcast_to(where, vals.shape)]
         if check.size and (check.min() < 0 or check.max() >= n):
             raise NkiIndexError(

@@ -46,3 +46,47 @@ def small_tiles(x):
         u = nl.multiply(t, 2.0)
         nl.store(out[i * 32 : (i + 1) * 32, :], value=u)
     return out
+
+
+@nki.jit
+def pe_transposes(x):
+    """Tensor-engine transposes only: [128, 128] tiles through the PE array, copied back out."""
+    out = nl.ndarray((x.shape[1], x.shape[0]), dtype=x.dtype, buffer=nl.shared_hbm)
+    t = nl.load(x)
+    tp = nisa.nc_transpose(t, engine=nisa.tensor_engine)
+    r = nl.copy(tp, dtype=x.dtype)
+    nl.store(out, value=r)
+    return out
+
+
+@nki.jit
+def reads_uninitialised(x):
+    """Adds a tile that was never written (uninitialised SBUF read)."""
+    out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+    t = nl.load(x)
+    junk = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.sbuf)
+    s = nl.add(t, junk)
+    nl.store(out, value=s)
+    return out
+
+
+@nki.jit
+def big_sbuf(x):
+    """Two live [128, 24500] fp32 tiles: 196000 of 212984 bytes per partition on trn2 (92%)."""
+    out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+    t = nl.load(x)
+    u = nl.multiply(t, 3.0)
+    nl.store(out, value=u)
+    return out
+
+
+@nki.jit
+def long_loop(x, iters):
+    """`iters` x (load, exp, multiply, store) on one [128, 512] tile: a long stream for scale tests."""
+    out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+    for _ in nl.sequential_range(iters):
+        t = nl.load(x)
+        e = nl.exp(t)
+        u = nl.multiply(e, t)
+        nl.store(out, value=u)
+    return out
