@@ -53,23 +53,34 @@ def simulate_kernel(kernel: Any, *args: Any, target: str | None = None, **kwargs
     return out
 
 
-def estimate(kernel: Any, *args: Any, target: str | None = "trn2", numerics: bool | None = None, **kwargs: Any):
-    """Predict latency: returns a `trnsim.timing.model.Estimate` (total_ns, engine busy time, MFU, MBU, ...).
+def estimate(kernel: Any, *args: Any, target: Any = "trn2", numerics: bool | None = None, **kwargs: Any):
+    """Predict a kernel's latency on `target` (a name such as "trn1" / "trn2", a variant's name or JSON path, or
+    a `trnsim.timing.arch.Arch`). Returns a `trnsim.timing.model.Estimate`: total_ns / total_us, per-engine busy
+    time (`engine_busy_ns`, `engine_utilisation()`), `mfu`, `hfu`, `mbu`, `hbm_bytes`, `dma_bytes`, `flops`,
+    `timings` per instruction, `critical_path`, `idle` (per engine: idle time by cause) and `report()`.
 
     Arguments may be arrays or shape placeholders (`nki.typing.tensor[[M, K], nl.bfloat16]`); with
-    placeholders (or numerics=False) the kernel runs in timing-only mode, skipping numerics.
+    placeholders (or numerics=False) the kernel runs in timing-only mode: shapes and dtypes only, no
+    numerics, no race checks. Control flow that depends on tensor values raises NkiDataDependentError there.
     """
     from .frontend.legacy.typing import TensorType
-    from .timing.model import estimate_launch
+    from .timing.arch import available_archs, get_arch
+    from .timing.model import schedule
 
+    arch = get_arch(target) if target is not None else None
     placeholders = any(isinstance(a, TensorType) for a in list(args) + list(kwargs.values()))
     if numerics is None:
         numerics = not placeholders
     args = tuple(_materialise(a) for a in args)
     kwargs = {k: _materialise(v) for k, v in kwargs.items()}
-    k = _as_kernel(kernel, target)
+    launch_target = None
+    if arch is not None:
+        launch_target = arch.name
+        if arch.name not in available_archs():
+            launch_target = {2: "trn1", 3: "trn2"}.get(arch.nc_version, "trn3")
+    k = _as_kernel(kernel, launch_target)
     _, rec = k.launch(*args, numerics=numerics, **kwargs)
-    est = estimate_launch(rec)
+    est = schedule(rec.stream, arch if arch is not None else rec.arch)
     est.extra["launch"] = rec
     return est
 

@@ -1,8 +1,9 @@
 """The matmul tutorial ladder vs a float64 NumPy reference, fp32 / bf16 / fp8 inputs.
 
 Tolerances: the dtype's rtol / atol from tests/conftest.py (fp32 1e-5, bf16 2e-2, fp8 e4m3 0.15, e5m2 0.25),
-times 3 for fp32 (K = 256..512 fp32 products summed in fp32 PSUM) -- the output is rounded to the input
-dtype, which dominates for bf16 / fp8.
+times 10 for fp32: K = 256 products summed in fp32 PSUM carry rounding errors of ~sqrt(K) * eps * |partial
+sums| (up to ~3e-5 here; NumPy's own fp32 matmul is off by ~6e-5). For bf16 / fp8 the rounding of the output
+to the input dtype dominates.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import trnsim.frontend.legacy as nki
 from trnsim.core.dtypes import normalize
 from trnsim.kernels import matmul as mm
 
-SCALE = {"float32": 3.0, "bfloat16": 1.0, "float8_e4m3": 1.0, "float8_e5m2": 1.0}
+SCALE = {"float32": 10.0, "bfloat16": 1.0, "float8_e4m3": 1.0, "float8_e5m2": 1.0}
 
 
 def _inputs(rng, dt_name, K, M, N):

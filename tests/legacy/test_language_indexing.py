@@ -211,3 +211,18 @@ def test_property_affine_accesses_match_numpy(p, f, a, b, seed):
 
     ip, jf = np.arange(p)[:, None], np.arange(f)[None, :]
     np.testing.assert_array_equal(simulate(kernel, x), x[a * ip + c0, b * jf + c1])
+
+
+def test_non_affine_mask_is_evaluated_elementwise(rng):
+    def kernel(x):
+        out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+        i_p, i_f = nl.mgrid[0:16, 0:8]
+        r = nl.zeros((16, 8), dtype=nl.float32)
+        r[i_p, i_f] = nl.exp(nl.load(x), mask=(i_f // 2 < 3) & (i_p < 10) & (7 - i_f % 4 > 4))
+        nl.store(out, r)
+        return out
+
+    x = rng.standard_normal((16, 8)).astype(np.float32)
+    f, p = np.arange(8)[None, :], np.arange(16)[:, None]
+    keep = (f // 2 < 3) & (p < 10) & (7 - f % 4 > 4)
+    np.testing.assert_allclose(simulate(kernel, x), np.where(keep, np.exp(x.astype(np.float64)), 0), rtol=1e-5, atol=1e-5)

@@ -364,3 +364,20 @@ def test_reading_unwritten_tile_warns_with_the_reading_line(rng):
     hits = [m for m in w if "warn_uninitialized_read" in str(m.message)]
     assert hits and hits[0].filename == __file__
     assert "reads uninitialised rows" in pathlib.Path(__file__).read_text().splitlines()[hits[0].lineno - 1]
+
+
+def test_assignment_between_buffers(rng):
+    """HBM -> SBUF, SBUF -> PSUM accumulation and PSUM -> HBM (through SBUF) by plain assignment."""
+
+    def kernel(x):
+        out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+        s = nl.ndarray(x.shape, dtype=nl.float32)
+        s[...] = x
+        p = nl.zeros(x.shape, dtype=nl.float32, buffer=nl.psum)
+        p[...] += s
+        p[...] += nl.exp(s)
+        out[...] = p
+        return out
+
+    x = rng.standard_normal((64, 32)).astype(np.float32)
+    close(simulate(kernel, x), x + np.exp(x.astype(np.float64)), "float32")

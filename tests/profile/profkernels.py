@@ -90,3 +90,13 @@ def long_loop(x, iters):
         u = nl.multiply(e, t)
         nl.store(out, value=u)
     return out
+
+
+@nki.jit
+def exp_rows(a):
+    """Launch as exp_rows[nl.nc(2)](a): each core exponentiates its own 128 rows."""
+    out = nl.ndarray(a.shape, dtype=a.dtype, buffer=nl.shared_hbm)
+    i = nl.program_id(0)
+    t = nl.load(a[i * 128 : (i + 1) * 128, :])
+    nl.store(out[i * 128 : (i + 1) * 128, :], value=nl.exp(t))
+    return out

@@ -213,6 +213,21 @@ def test_multi_core_trace_has_one_group_per_core(tmp_path, launch_of):
     assert set(s["active_time_percent_per_core"]) == {"0", "1"}
 
 
+def test_spmd_launch_on_two_cores(tmp_path):
+    pfreader = pytest.importorskip("pfreader")
+    import trnsim.frontend.legacy.language as nl
+    from trnsim.profile.artifacts import profile_launch
+
+    _, rec = pk.exp_rows[nl.nc(2)].launch(np.random.default_rng().standard_normal((256, 512)).astype(np.float32))
+    lp = profile_launch(rec, str(tmp_path), "spmd", section=False)
+    assert lp.summary["cores"] == [0, 1]
+    tr = pfreader.read(lp.files["trace"])
+    per = tr.by_track_name()
+    for g in ("NeuronCore 0", "NeuronCore 1"):
+        assert len(per[(g, "Scalar")]) == 1  # the exp of this core's rows
+        assert sum(len(v) for (grp, name), v in per.items() if grp == g and name.startswith("DMA ")) == 2
+
+
 @pytest.mark.skipif(
     os.environ.get("TRNSIM_TEST_CHROMIUM") != "1" or not (shutil.which("chromium") or shutil.which("chromium-browser")),
     reason="optional: set TRNSIM_TEST_CHROMIUM=1 with chromium installed (docs/profiling.md)",

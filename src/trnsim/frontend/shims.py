@@ -28,6 +28,7 @@ _CURRENT_MAP = {
     "nki": "trnsim.frontend.current",
     "nki.language": "trnsim.frontend.current.language",
     "nki.isa": "trnsim.frontend.current.isa",
+    "nki.isa.constants": "trnsim.frontend.current.isa_constants",
     "nki.collectives": "trnsim.frontend.current.collectives",
     "nki.typing": "trnsim.frontend.current.typing",
 }

@@ -205,7 +205,9 @@ def dma_transpose(
 
 
 DMA_ATOMIC_RMW = c.spec("atomic_rmw", Engine.DMA, "DMA_RMW", dma_cost, "atomic dst = op(dst, src) into HBM")
-ALL_REDUCE = c.spec("all_reduce", Engine.DMA, "ALL_REDUCE", dma_cost, "reduce a tile across SPMD programs")
+SPMD_ALL_REDUCE = c.spec(
+    "spmd_all_reduce", Engine.DMA, "ALL_REDUCE", dma_cost, "reduce a tile across the SPMD programs of a grid"
+)
 
 
 def atomic_rmw(
@@ -271,7 +273,7 @@ def atomic_rmw(
     )
 
 
-def all_reduce(
+def spmd_all_reduce(
     dst: Tensor,
     src: Tensor,
     contributions: list[np.ndarray] | None,
@@ -282,7 +284,9 @@ def all_reduce(
     api: str = "all_reduce",
 ) -> Instruction:
     """dst = op-reduction (fp32) of `contributions`: one array per program of the reduction group, in program
-    order, this program's own `src` values among them (None in timing-only runs)."""
+    order, this program's own `src` values among them (None in timing-only runs). This is the legacy
+    `nl.all_reduce` over the programs of an SPMD grid (which run one after another on one core, so each program
+    emits its own record); collectives between the ranks of an LNC launch are `isa/collectives.py`."""
     from . import alu
 
     loc = loc or c.here()
@@ -307,7 +311,7 @@ def all_reduce(
     nbytes = dst.size * dst.itemsize
     moved = nbytes if group_size <= 1 else int(2 * (group_size - 1) * nbytes / group_size)
     return c.emit(
-        ALL_REDUCE,
+        SPMD_ALL_REDUCE,
         loc,
         [src],
         [dst],

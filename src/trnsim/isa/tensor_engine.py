@@ -286,9 +286,11 @@ def _mx_operand(t: Tensor, scale: Tensor, api: str, name: str, loc: SourceLoc) -
     """Dequantised [K * 4, F] fp32 matrix of an MX operand (contraction index = partition * 4 + x4 slot)."""
     k, f = t.partitions, t.free_size
     vals = unpack_x4(c.read_operand(t, api, name, loc).reshape(k, f), t.dtype)  # [K, F, 4]
-    sv = c.read_operand(scale, api, name + "_scale", loc).reshape(scale.partitions, -1)
     rows = mx_scale_rows(k, scale.partitions)
-    sbits = sv[rows].view(np.uint8).astype(np.int32) if sv.dtype.itemsize == 1 else sv[rows].astype(np.int32)
+    used = scale.indirect((rows,)) if scale.index is None else scale  # only the scale rows the groups use
+    sv = c.read_operand(used, api, name + "_scale", loc).reshape(-1, f) if scale.index is None else (
+        c.read_operand(scale, api, name + "_scale", loc).reshape(scale.partitions, -1)[rows])
+    sbits = sv.view(np.uint8).astype(np.int32)
     exps = np.ldexp(np.float32(1.0), sbits - 127).astype(np.float32)  # [K/8, F]
     vals = vals * np.repeat(exps, 8, axis=0)[:, :, None]
     return vals.transpose(0, 2, 1).reshape(k * 4, f)

@@ -56,17 +56,31 @@ def copy_like_cost(instr: Instruction, arch: Arch) -> float:
 
 
 def tensor_tensor_cost(instr: Instruction, arch: Arch) -> float:
+    """max(MIN_II, N) when at most one operand streams through the SBUF read port (the other in PSUM, or a
+    partition-broadcast row that the compiler materialises on the PE array into PSUM, as the fused_mamba
+    tutorial describes), or for unit-stride all-bf16 SBUF add/multiply/subtract; else max(MIN_II, 2N).
+    NeuronCore-v3 performance mode: 2x when both inputs and the output are bf16/fp16 in SBUF."""
     a = instr.attrs
     n = instr.free
-    fast = a.get("one_psum") or (
-        a.get("all_sbuf")
-        and instr.in_dtype == dtypes.bfloat16
-        and a.get("op") in ("add", "multiply", "subtract")
-        and a.get("unit_stride")
+    fast = (
+        a.get("one_psum")
+        or a.get("p_broadcast", 0) >= 1
+        or (
+            a.get("all_sbuf")
+            and instr.in_dtype == dtypes.bfloat16
+            and a.get("op") in ("add", "multiply", "subtract")
+            and a.get("unit_stride")
+        )
     )
     cycles = n if fast else 2 * n
-    if arch.vector_perf_modes and a.get("all_sbuf") and instr.in_dtype in _TWO_BYTE and _engine_of(instr) == "Vector":
-        cycles = min(cycles, n) / 2 if not fast else cycles / 2
+    if (
+        arch.vector_perf_modes
+        and a.get("all_sbuf")
+        and instr.in_dtype in _TWO_BYTE
+        and instr.out_dtype in _TWO_BYTE
+        and _engine_of(instr) == "Vector"
+    ):
+        cycles /= 2
     return _cycles_ns(instr, arch, cycles)
 
 
@@ -131,7 +145,14 @@ def _layout_attrs(ins: Sequence[Tensor], outs: Sequence[Tensor]) -> dict[str, An
         "all_sbuf": all(b == "sbuf" for b in bufs),
         "one_psum": sum(1 for t in ins if t is not None and t.storage.buffer.kind == "psum") == 1,
         "unit_stride": unit,
+        "p_broadcast": sum(1 for t in ins if t is not None and _partition_broadcast(t)),
     }
+
+
+def _partition_broadcast(t: Tensor) -> bool:
+    """A view that repeats one partition's data on several partitions (stride 0 on the partition axis)."""
+    a = t.array
+    return t.index is None and a.ndim >= 1 and a.shape[0] > 1 and a.strides[0] == 0
 
 
 def _unit_stride(t: Tensor) -> bool:

@@ -159,8 +159,8 @@ def utilisation_figure(summary: dict):
     ax.set_yticklabels(names)
     ax.set_xlim(0, 110)
     ax.set_xlabel("% of kernel time")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
-    ax.set_title("Engine utilisation", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.0 + 0.9 / len(names)), ncol=2, frameon=False)
+    ax.set_title("Engine utilisation", fontsize=10, pad=22)
     fig.tight_layout()
     return fig
 

@@ -250,7 +250,10 @@ def summarize(launch: Any, est: Any, data: ProfileData | None = None) -> dict:
         m = engines == eng if n else np.zeros(0, bool)
         if m.any():
             per_eng_l[eng] = lines.sum(dur, m)
-    order = sorted(range(nl_), key=lambda k: (-crit_l[k], -busy[k]))
+    # rank by time on the critical path when the timing pass's path explains most of the kernel, else by busy time
+    by_crit = float(crit.sum()) >= 0.5 * total
+    out["source_lines_ranked_by"] = "critical_path_ns" if by_crit else "busy_ns"
+    order = sorted(range(nl_), key=lambda k: (-crit_l[k], -busy[k]) if by_crit else (-busy[k], -crit_l[k]))
     src = []
     for k in order[:200]:
         row = _loc_dict(lines.locs[k])
@@ -510,7 +513,7 @@ def format_text(s: dict, lines: int = 10) -> str:
         f"  reloaded tensors      {s['tensors_loaded_more_than_twice']}",
     ]
     if s["source_lines"]:
-        out.append("  hottest source lines (critical path, busy):")
+        out.append(f"  hottest source lines (by {s.get('source_lines_ranked_by', 'critical_path_ns')}; critical path, busy):")
         for r in s["source_lines"][:lines]:
             out.append(
                 f"    {r['location']:<28} {r['critical_path_percent']:5.1f}%  {r['busy_ns'] / 1e3:9.3f} us  "

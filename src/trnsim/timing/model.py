@@ -151,6 +151,12 @@ class Estimate:
         d = self.idle.get(engine, {})
         return sorted(d.items(), key=lambda kv: -kv[1])[:top]
 
+    def report(self, top: int = 5) -> str:
+        """Text report: latency, per-engine table, top idle causes with source lines, critical path."""
+        from .report import format_estimate
+
+        return format_estimate(self, self.extra.get("launch"), top)
+
     def summary(self) -> str:
         util = self.engine_utilisation()
         parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(util.items()))
@@ -191,6 +197,22 @@ def _is_plain_dma(ins: Instruction) -> bool:
 
     spec = ins.spec
     return spec is None or spec.cost is dma_cost
+
+
+def describe(ins: Instruction) -> str:
+    """Short human description of what an instruction produces ("load of lhsT", "MATMUL -> res_psum")."""
+    a = ins.attrs
+    if ins.engine == Engine.DMA:
+        direction = a.get("direction", "")
+        dst = ins.writes[0].storage.name if ins.writes else "?"
+        src = a.get("src_name") or (ins.reads[0].storage.name if ins.reads else "?")
+        if direction.startswith("hbm") and not direction.endswith("hbm"):
+            return f"load of {src}"
+        if direction.endswith("hbm") and not direction.startswith("hbm"):
+            return f"store to {dst}"
+        return f"{ins.opcode} {src} -> {dst}"
+    dst = ins.writes[0].storage.name if ins.writes else ""
+    return f"{ins.opcode} -> {dst}" if dst else ins.opcode
 
 
 def _issuer_of(queue: str) -> str:
@@ -288,6 +310,19 @@ def _rotation_plan(stream: list[Instruction], arch: Arch):
     return first, last, stor, targets
 
 
+def _normalise_block_dims(ins: Instruction) -> None:
+    """Instructions on a whole tile with leading block dimensions ([B, par_dim(P), F]) record partitions=B and
+    free=P*F; the engines see P lanes of B*F elements: fix the record from the written box."""
+    w = ins.writes[0]
+    if not w.storage.buffer.on_chip or w.storage.nblocks <= 1:
+        return
+    bp = w.p_hi - w.p_lo
+    p, f = ins.partitions, ins.free
+    if 0 < p < bp and (p * f) % bp == 0:
+        ins.free = p * f // bp
+        ins.partitions = bp
+
+
 def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
     n = len(stream)
     g = _Graph(n)
@@ -308,6 +343,8 @@ def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
     for i, ins in enumerate(stream):
         eng = ins.engine
         deps: dict[int, int] = {}
+        if eng != Engine.DMA and ins.writes:
+            _normalise_block_dims(ins)
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
         for acc in ins.reads + ins.writes:
             st = acc.storage
@@ -500,6 +537,7 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     res_of: list[_Resource] = [None] * n  # type: ignore[list-item]
     pos_in: list[int] = [0] * n
     prev_on_res = [-1] * n
+    crit = [-1] * n  # the node whose completion (or occupancy) fixed each instruction's start
 
     # ---- resources
     resources: dict[tuple, _Resource] = {}
@@ -509,7 +547,7 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
         cores.add(ins.core)
         if ins.engine == Engine.DMA:
             key = (ins.core, "DMA", g.queue_of[i])
-            w = 1
+            w = win
         else:
             key = (ins.core, ins.engine)
             w = win
@@ -532,6 +570,9 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     hbm_bw = arch.hbm_bytes_per_ns * hbm_dom
     n_issuers = max(1, int(arch.dma_issuers))
     lane_free: dict[tuple, float] = {}
+    lane_last: dict[tuple, int] = {}
+    issuer_last: dict[tuple, int] = {}
+    core_lanes: dict[int, dict[tuple, float]] = {}
     pipe_cal: dict[int, _Calendar] = {}
     hbm_cal: dict[int, _Calendar] = {}
     issuer_free: dict[tuple, float] = {}
@@ -639,7 +680,7 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
             if pb >= 0:
                 pins = stream[pb]
                 who = "DMA " + (g.queue_of[pb] or "") if pins.engine == Engine.DMA else pins.engine
-                key = (KIND_NAMES.get(kind, "dep"), who, pins.opcode, pins.loc)
+                key = (KIND_NAMES.get(kind, "dep"), who, describe(pins), pins.loc)
             else:
                 key = (KIND_NAMES.get(kind, "dep"), "?", "", None)
         else:
@@ -655,14 +696,22 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
         # issuer (descriptor generation / trigger), serialised per issuer
         qidx = q[-1] if q and q[-1].isdigit() else "0"
         ikey = (core, _issuer_of(q), int(qidx) % n_issuers)
-        t_issue = max(t0, issuer_free.get(ikey, 0.0))
+        ifree = issuer_free.get(ikey, 0.0)
+        crit[i] = bind[i] if ready[i] >= ifree else issuer_last.get(ikey, -1)
+        t_issue = max(t0, ifree)
         issuer_free[ikey] = t_issue + issue_ns
+        issuer_last[ikey] = i
         earliest = t_issue + max(fixed, issue_ns)
+        lkey = (core, q)
+        lane = lane_free.get(lkey, 0.0)
+        if lane > earliest:
+            crit[i] = lane_last.get(lkey, crit[i])
+        lane_last[lkey] = i
         if not _is_plain_dma(ins):
             cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
-            st = max(t_issue, lane_free.get((core, q), 0.0))
+            st = max(t_issue, lane)
             en = st + cost
-            lane_free[(core, q)] = en
+            lane_free[lkey] = en
             return t_issue, st, en
         # engines serving the SBUF-side partitions
         sb = None
@@ -694,15 +743,21 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
         if attrs.get("transpose"):
             eff_mult = max(arch.dma_transpose_efficiency, 1e-3)
         floor = parts_eng * ndesc_pp * t_desc / eff_mult
-        lane = lane_free.get((core, q), 0.0)
         st = earliest if earliest > lane else lane
+        # Transfers of other queues in flight share the data path round-robin (processor sharing): this one
+        # finishes no later than its fair share allows, and its bytes are booked on the path's calendar so
+        # that the aggregate bandwidth is conserved.
+        lanes = core_lanes.setdefault(core, {})
+        active = 1
+        for k2, t2 in lanes.items():
+            if t2 > st and k2 != lkey:
+                active += 1
+        work = nbytes / (bw_eng * neng) / eff_mult
         cal = pipe_cal.get(core)
         if cal is None:
             cal = pipe_cal[core] = _Calendar()
         cal.prune(t0)
-        en = cal.alloc(st, nbytes / (bw_eng * neng) / eff_mult)
-        if st + floor > en:
-            en = st + floor
+        en = min(cal.alloc(st, work), st + work * active)
         direction = attrs.get("direction", "")
         if "hbm" in direction:
             hb = nbytes * direction.count("hbm")
@@ -711,10 +766,14 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
             if hc is None:
                 hc = hbm_cal[dom] = _Calendar()
             hc.prune(t0)
-            he = hc.alloc(st, hb / hbm_bw)
+            hw = hb / hbm_bw
+            he = min(hc.alloc(st, hw), st + hw * active)
             if he > en:
                 en = he
-        lane_free[(core, q)] = en
+        if st + floor > en:
+            en = st + floor
+        lane_free[lkey] = en
+        lanes[lkey] = en
         return t_issue, st, en
 
     # ------------------------------------------------------------------ main loop
@@ -795,6 +854,8 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
             r.first_start = st
         waited = ready[i] > r.free_t + 1e-9 and bind[i] >= 0
         w_on = bind[i] if waited else -1
+        if eng != Engine.DMA:
+            crit[i] = bind[i] if waited else r.last
         if w_on >= n:
             w2 = bind[w_on]
             w_on = w2 if 0 <= w2 < n else -1
@@ -863,22 +924,25 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     est.dma_active_ns = dma_active
     est.extra["cores"] = est.cores
     est.extra["dma_queues"] = sorted({q for q in g.queue_of if q})
-    est.critical_path = _critical_path(timings, stream, prev_on_res)
+    est.critical_path = _critical_path(timings, crit, n, bind)
     return est
 
 
-def _critical_path(timings: list[Timed], stream: list[Instruction], prev_on_res: list[int]) -> list[int]:
+def _critical_path(timings: list[Timed], crit: list[int], n: int, bind: list[int]) -> list[int]:
+    """Instructions whose chain of binding constraints (dependency, engine, queue or issuer) ends last."""
     if not timings:
         return []
     i = max(range(len(timings)), key=lambda k: (timings[k].done, k))
     path = [i]
     seen = {i}
-    while len(path) < 1_000_000:
-        w = timings[i].wait_on
-        if w < 0 or w in seen:
-            w = prev_on_res[i]
-            if w < 0 or w in seen:
-                break
+    while len(path) < 10_000_000:
+        w = crit[i]
+        hops = 0
+        while w >= n and hops < 8:  # buffer-release node: the use that released the buffer last
+            w = bind[w]
+            hops += 1
+        if w < 0 or w >= n or w in seen:
+            break
         path.append(w)
         seen.add(w)
         i = w

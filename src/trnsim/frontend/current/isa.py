@@ -123,20 +123,6 @@ gpsimd_engine = engine.gpsimd
 unknown_engine = engine.unknown
 
 
-class _Constants:
-    """`nki.isa.constants`: the enums again (heavily used as nisa.constants.oob_mode.skip)."""
-
-    engine = engine
-    reduce_cmd = reduce_cmd
-    dge_mode = dge_mode
-    oob_mode = oob_mode
-    matmul_perf_mode = matmul_perf_mode
-    nc_version = nc_version
-    dma_engine = dma_engine
-
-
-constants = _Constants()
-
 
 def _enum(value: Any, cls: type[enum.Enum], name: str, loc: SourceLoc) -> enum.Enum:
     """Only members of the current API's enum are accepted (raw ints and legacy enums are rejected)."""
@@ -1238,6 +1224,8 @@ def register_store(dst: Any, src: Any) -> NkiInstruction:
     after()
     return _ret(instr, None)
 
+
+from . import isa_constants as constants  # noqa: E402, F401 - needs the enums above
 
 #: every documented instruction of nki.isa 0.6 (for coverage reports and tests)
 INSTRUCTIONS = (

@@ -73,16 +73,19 @@ def check_kernel(run: Run, func: Callable, named_args: list[tuple[str, Any]]) ->
         params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
         params = []
+    issues = []
     for p in params:
         if p.kind == inspect.Parameter.KEYWORD_ONLY:
-            run.warn(CODE, f"keyword-only parameter '{p.name}' (after `*`) is not allowed in an NKI kernel signature", loc)
+            issues.append(f"keyword-only parameter '{p.name}' (after `*`) is not allowed in an NKI kernel signature")
             break
     from .language import NKIObject
 
     for name, v in named_args:
         if isinstance(v, list):
-            run.warn(CODE, f"argument '{name}' is a list; pass a tuple to an NKI kernel", loc)
+            issues.append(f"argument '{name}' is a list; pass a tuple to an NKI kernel")
         elif _user_class(v) and not isinstance(v, NKIObject):
-            run.warn(CODE, f"argument '{name}' is a {type(v).__name__}, which does not derive from nl.NKIObject", loc)
+            issues.append(f"argument '{name}' is a {type(v).__name__}, which does not derive from nl.NKIObject")
+    if issues:
+        run.warn(CODE, "; ".join(issues), loc)
     for line, msg in _source_findings(func):
         run.warn(CODE, msg, SourceLoc(loc.file, line, func.__name__) if loc else None)

@@ -489,7 +489,12 @@ class NkiTensor(Tensor):
         return access_pattern(self, pattern, offset, scalar_offset, vector_offset, indirect_dim, dtype)
 
     def indirect(self, index: Any, num_elem: Any = None) -> NkiTensor:
+        """Current API: NeuronCore-v4 tensor indirection (not implemented). Internally (a tuple of NumPy index
+        arrays) this is the core gather view."""
         from ...core.errors import NkiUnsupportedError
+
+        if isinstance(index, tuple) and all(isinstance(i, np.ndarray) for i in index):
+            return Tensor.indirect(self, index)  # type: ignore[return-value]
 
         raise NkiUnsupportedError(
             "NkiTensor.indirect (NeuronCore-v4 tensor indirection for compute instructions) is not implemented in "

@@ -6,18 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from ...core import dtypes
+from ..legacy.typing import TensorType as _LegacyTensorType
 
 
-class TensorType:
-    """`nt.tensor[shape]` / `nt.tensor[shape, dtype]`: an annotation and a shape placeholder for timing-only runs."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: Any = None) -> None:
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = dtypes.normalize(dtype) if dtype is not None else np.dtype(np.float32)
-
-    def __repr__(self) -> str:
-        return f"tensor[{list(self.shape)}, {dtypes.name_of(self.dtype)}]"
+class TensorType(_LegacyTensorType):
+    """`nt.tensor[shape]` / `nt.tensor[shape, dtype]`: an annotation, and a shape placeholder for timing-only
+    runs (`trnsim.estimate(kernel, nt.tensor[[M, K], nl.bfloat16], ...)`)."""
 
 
 class _TensorFactory:

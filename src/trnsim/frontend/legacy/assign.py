@@ -134,9 +134,14 @@ def _copy(dst: Tensor, value: Any, loc) -> None:
         if src_hbm and dst_hbm:
             dma.dma_copy(dst, src, loc=loc, api="assignment")
             return
-        if not dst_hbm or src.storage.buffer.kind != "psum":
-            dma.dma_copy(dst, src if src.size == dst.size else src.broadcast(dst.shape), loc=loc, api="assignment")
-            return
+        if dst_hbm and src.storage.buffer.kind == "psum":  # PSUM -> HBM goes through SBUF (as nl.store does)
+            from .lowering import result_tile
+
+            tmp, tv = result_tile(tuple(src.shape), src.dtype)
+            vector_engine.tensor_copy(tv, src, loc=loc, api="assignment(psum->sbuf)")
+            src = tmp
+        dma.dma_copy(dst, src if src.size == dst.size else src.broadcast(dst.shape), loc=loc, api="assignment")
+        return
     if src.size != dst.size:
         src = src.broadcast(tuple(dst.shape)) if len(src.shape) == len(dst.shape) else src
     vector_engine.tensor_copy(dst, src, loc=loc, api="assignment")

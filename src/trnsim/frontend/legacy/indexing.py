@@ -205,10 +205,37 @@ class EvaluatedIndex:
     def __sub__(self, o):
         return self._bin(o, operator.sub)
 
+    def __rsub__(self, o):
+        return self._bin(o, lambda a, b: b - a)
+
+    def __neg__(self):
+        return EvaluatedIndex(-self.values)
+
     def __mul__(self, o):
         return self._bin(o, operator.mul)
 
     __rmul__ = __mul__
+
+    # comparisons produce (non-separable) mask predicates
+    def __lt__(self, o):
+        return Predicate(self, "<", o)
+
+    def __le__(self, o):
+        return Predicate(self, "<=", o)
+
+    def __gt__(self, o):
+        return Predicate(self, ">", o)
+
+    def __ge__(self, o):
+        return Predicate(self, ">=", o)
+
+    def __eq__(self, o):  # type: ignore[override]
+        return Predicate(self, "==", o)
+
+    def __ne__(self, o):  # type: ignore[override]
+        return Predicate(self, "!=", o)
+
+    __hash__ = object.__hash__
 
     def __floordiv__(self, o):
         return self._bin(o, operator.floordiv)
@@ -374,6 +401,9 @@ class Predicate:
                 raise NkiValidationError(
                     f"unsupported expression in mask: {lhs!r} {op} {rhs!r}", code="err_unsupported_expression_in_mask"
                 )
+            if isinstance(expr, EvaluatedIndex):  # non-affine (e.g. i // 2 < 3): evaluated element-wise
+                rest.append((lhs, op, rhs))
+                continue
             ndim = max(ndim, expr.ndim)
             sv = expr.single_var()
             if sv is None:

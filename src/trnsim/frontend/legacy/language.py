@@ -1246,7 +1246,7 @@ def all_reduce(
             if (k, q) not in state:
                 _replay(run, q, k, state, loc)
         contributions = [state[(k, q)] for q in group]
-    tile.producer = dma.all_reduce(dst, xo, contributions, op, group_size=len(group), loc=loc, api=api)
+    tile.producer = dma.spmd_all_reduce(dst, xo, contributions, op, group_size=len(group), loc=loc, api=api)
     return tile
 
 
