@@ -39,7 +39,7 @@ def _as_kernel(kernel: Any, target: str | None):
     else:
         current_kernel = getattr(kernel, "_trnsim_current", None)
         if current_kernel is not None:
-            return current_kernel
+            return current_kernel.with_target(target) if target else current_kernel
         k = LegacyKernel(kernel)
     if target:
         k.options["platform_target"] = target

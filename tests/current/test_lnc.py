@@ -261,3 +261,69 @@ def test_lnc2_kernels_split_work_and_match_numpy(rng):
     assert any(i.opcode == "CORE_BARRIER" for i in rec.stream)
     flops = {c: sum(i.flops for i in rec.stream if i.core == c and i.engine == "Tensor") for c in (0, 1)}
     assert flops[0] == flops[1] > 0  # the contraction is split evenly
+
+
+def test_ring_collectives_and_all_to_all(rng):
+    a = rng.standard_normal((2, 64, 8)).astype(np.float32)
+    b = rng.standard_normal((2, 64, 8)).astype(np.float32)
+
+    @nki.jit
+    def k(x, y):
+        pid = nl.program_id(0)
+        rg = ncc.ReplicaGroup([[0, 1]])
+        outs = [nl.ndarray((2, 64, 8), dtype=x.dtype, buffer=nl.shared_hbm) for _ in range(3)]
+        mine = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.private_hbm)
+        other = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.private_hbm)
+        nisa.dma_copy(dst=mine, src=x[pid])
+        nisa.dma_copy(dst=other, src=y[pid])
+        ring = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.private_hbm)
+        ncc.collective_permute_implicit(srcs_by_channel=[mine], dsts_by_channel=[ring], replica_group=rg)
+        red = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.private_hbm)
+        ncc.collective_permute_implicit_reduce([mine], [other], [red], rg, nl.add)
+        a2a = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.private_hbm)
+        ncc.all_to_all(srcs=[mine], dsts=[a2a], replica_group=rg, collective_dim=0)
+        for o, src in zip(outs, (ring, red, a2a)):
+            t = nl.ndarray((64, 8), dtype=x.dtype, buffer=nl.sbuf)
+            nisa.dma_copy(dst=t, src=src)
+            nisa.dma_copy(dst=o[pid], src=t)
+        step1 = ncc.collective_permute_implicit_current_processing_rank_id(1, rg)
+        r = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.sbuf)
+        nisa.register_store(r, step1)
+        ro = nl.ndarray((2, 1), dtype=nl.int32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=ro[pid : pid + 1, :], src=r)
+        return tuple(outs) + (ro,)
+
+    ring, red, a2a, proc = k[2](a, b)
+    for c in range(2):
+        np.testing.assert_array_equal(ring[c], a[1 - c])
+        np.testing.assert_allclose(red[c], a[1 - c].astype(np.float64) + b[c], rtol=1e-6)
+        np.testing.assert_array_equal(a2a[c], np.concatenate([a[0][32 * c : 32 * c + 32], a[1][32 * c : 32 * c + 32]]))
+    np.testing.assert_array_equal(proc[:, 0], [1, 0])
+
+
+def test_single_core_collective_and_barrier_rules(rng):
+    a = rng.standard_normal((32, 8)).astype(np.float32)
+
+    @nki.jit
+    def k(x):
+        out = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.shared_hbm)
+        t = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=x)
+        s = nl.ndarray(x.shape, dtype=x.dtype, buffer=nl.sbuf)
+        ncc.all_reduce([t], [s], ncc.ReplicaGroup([[0]]), nl.add)
+        nisa.dma_copy(dst=out, src=s)
+        return out
+
+    np.testing.assert_array_equal(k(a), a)
+
+    @nki.jit
+    def b(x):
+        nisa.core_barrier(x, cores=(0, 1))
+        return x
+
+    with pytest.raises(trnsim.NkiValidationError) as e:
+        b(a)
+    assert e.value.code == "err_invalid_rank"
+    with pytest.raises(trnsim.NkiUnsupportedError) as e:
+        b.launch(a, target="trn1")
+    assert e.value.code == "err_unsupported_on_target"

@@ -48,6 +48,14 @@ def _plt():
     return plt
 
 
+def _tight(fig) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig.tight_layout()
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -133,7 +141,7 @@ def timeline_figure(data: ProfileData):
         ax2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
     ax2.set_xlabel(f"time ({unit})")
     ax2.set_xlim(0, total / scale)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -159,9 +167,9 @@ def utilisation_figure(summary: dict):
     ax.set_yticklabels(names)
     ax.set_xlim(0, 110)
     ax.set_xlabel("% of kernel time")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.0 + 0.9 / len(names)), ncol=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.0 + 0.9 / max(len(names), 3)), ncol=2, frameon=False)
     ax.set_title("Engine utilisation", fontsize=10, pad=22)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 
@@ -189,7 +197,7 @@ def roofline_figure(summary: dict, arch: Any, cores: int):
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Roofline", fontsize=10)
-    fig.tight_layout()
+    _tight(fig)
     return fig
 
 

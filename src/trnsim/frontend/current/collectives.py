@@ -171,18 +171,26 @@ def rank_id(name: str | None = None) -> VirtualRegister:
     return VirtualRegister(current().core, name="rank_id")
 
 
-def _variable(api: str):
-    def fn(*args: Any, **kwargs: Any) -> Any:
-        raise NkiUnsupportedError(
-            f"nki.collectives.{api} (metadata-driven variable-size collective) is not implemented in trnsim",
-            code="err_unsupported_api",
-            values={"api": api},
-            loc=caller_location(),
-        )
-
-    fn.__name__ = api
-    return fn
+def _not_implemented(api: str) -> NkiUnsupportedError:
+    return NkiUnsupportedError(
+        f"nki.collectives.{api} (metadata-driven variable-size collective) is not implemented in trnsim",
+        code="err_unsupported_api",
+        values={"api": api},
+        loc=caller_location(),
+    )
 
 
-all_gather_v = _variable("all_gather_v")
-all_to_all_v = _variable("all_to_all_v")
+def all_gather_v(srcs: Any, dsts: Any, replica_group: Any, metadata_tensor: Any, recv_counts_known: bool = False,
+                 has_rdispls: bool = False, priority: Any = None, name: str | None = None) -> NkiInstruction:
+    """Variable-size all-gather driven by a uint32 metadata tensor (not implemented in trnsim)."""
+    raise _not_implemented("all_gather_v")
+
+
+def all_to_all_v(srcs: Any, dsts: Any, replica_group: Any, metadata_tensor: Any, recv_counts_known: bool = False,
+                 has_rdispls: bool = False, priority: Any = None, name: str | None = None) -> NkiInstruction:
+    """Variable-size all-to-all driven by a uint32 metadata tensor (not implemented in trnsim)."""
+    raise _not_implemented("all_to_all_v")
+
+
+all_gather_v._trnsim_missing = True  # type: ignore[attr-defined]
+all_to_all_v._trnsim_missing = True  # type: ignore[attr-defined]

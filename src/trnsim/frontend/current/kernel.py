@@ -61,6 +61,10 @@ class Kernel:
             )
         return Kernel(self.func, lnc, self.options, self.schedule)
 
+    def with_target(self, target: str) -> Kernel:
+        """The same kernel launched on `target` (trnsim.simulate_kernel / estimate pass their target here)."""
+        return Kernel(self.func, self.lnc, {**self.options, "_target": target}, self.schedule)
+
     def with_schedule(self, edges: Any) -> Kernel:
         """Scheduling edges between named instructions (recorded; trnsim executes in program order)."""
         return Kernel(self.func, self.lnc, self.options, tuple(edges))

@@ -413,6 +413,18 @@ def affine_select(
         )
     minfo = mask_info(mask)
     t = operand(on_true_tile, minfo)
+    if isinstance(t, Tensor) and t.storage.buffer.kind == "psum":
+        # GpSimd cannot read PSUM: the legacy compiler stages the tile through SBUF (AWS's attention tutorials
+        # rely on this), so trnsim does the same, visibly.
+        current().warn(
+            "warn_compiler_inserted_copy",
+            "nisa.affine_select reads a PSUM tile; the GpSimd engine cannot access PSUM, so a PSUM->SBUF copy "
+            "is inserted (as the legacy compiler does); copy to SBUF yourself to control which engine does it",
+            loc,
+        )
+        staged, sv = result_tile(tuple(t.shape), t.dtype)
+        _ve.tensor_copy(sv, t, loc=loc, api="nisa.affine_select(psum->sbuf)")
+        t = staged
     tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo)
     predicate = Predicate.evaluate_parts(list(pred.parts), minfo[0])
     tile.producer = _gp.affine_select(dst, predicate, t, on_false_value, loc=loc, api="nisa.affine_select")
