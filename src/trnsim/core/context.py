@@ -150,6 +150,11 @@ class Run:
                 for frame in self.loops:
                     if frame.kind == "affine":
                         self._check_race(frame, instr)
+                # The loop logs hold what exact checks need; records must not keep views (and arrays) alive.
+                for acc in instr.reads:
+                    acc.tensor = None
+                for acc in instr.writes:
+                    acc.tensor = None
         self.stream.append(instr)
         return instr
 
@@ -161,6 +166,7 @@ class Run:
             for frame in self.loops:
                 if frame.kind == "affine":
                     self._check_race(frame, probe)
+            access.tensor = None
 
     # ------------------------------------------------------------------ loops and races
     @contextmanager
