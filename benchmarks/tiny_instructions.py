@@ -1,17 +1,21 @@
 """Benchmark (c): per-instruction overhead of the simulator on a kernel of ~100k tiny instructions.
 
-Baseline side by side: NumPy doing the same element-wise math on the same tiny tiles in a Python loop.
+Simulator: `tiny_chain`, a sequential loop of (nl.multiply by a scalar, nl.add into an accumulator tile) on a
+[128, 4] fp32 tile: ~2 instructions per iteration, each touching only 512 elements, so the time is the
+simulator's fixed cost per instruction (front end, checks, NumPy dispatch, instruction record).
+Baseline, same run: NumPy doing the same element-wise math on the same tiny tiles in a Python loop.
+Overhead per instruction = (simulator time - baseline time) / number of instructions.
+
 Usage: python benchmarks/tiny_instructions.py [--n 100000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
+from _harness import Result, last_instruction_count, log, run_pairs
 
 import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.language as nl
@@ -38,32 +42,39 @@ def numpy_baseline(a: np.ndarray, n_iters: int) -> np.ndarray:
     return acc
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def run(n: int = 100_000, repeats: int = 3, seed: int = 0) -> Result:
+    iters = n // 2
+    a = np.random.default_rng(seed).standard_normal((128, 4)).astype(np.float32)
+    res = Result(
+        name="tiny_instructions",
+        what=f"{iters} x (nl.multiply, nl.add) on a [128, 4] fp32 tile (~{n} instructions)",
+        baseline="NumPy: the same element-wise math on the same [128, 4] tiles in a Python loop",
+        target="at most 20 us of overhead per instruction",
+    )
+    log(f"{res.name}: {res.what}")
+
+    def check(got, ref):
+        ok = np.allclose(got, ref, rtol=1e-4)
+        return f"results {'match' if ok else 'DO NOT match'} the NumPy loop (rtol 1e-4)"
+
+    return run_pairs(
+        res,
+        lambda: nki.simulate_kernel(tiny_chain, a, iters),
+        lambda: numpy_baseline(a, iters),
+        repeats,
+        count_instructions=last_instruction_count,
+        check=check,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=100_000, help="number of instructions (approximately)")
     p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
-    iters = args.n // 2
-    a = np.random.default_rng().standard_normal((128, 4)).astype(np.float32)
-    sim, base, count = [], [], 0
-    for r in range(args.repeats):
-        t0 = time.perf_counter()
-        got = nki.simulate_kernel(tiny_chain, a, iters)
-        sim.append(time.perf_counter() - t0)
-        import trnsim
-
-        count = len(trnsim.last_launch().stream)
-        t0 = time.perf_counter()
-        ref = numpy_baseline(a, iters)
-        base.append(time.perf_counter() - t0)
-        print(f"  repeat {r + 1}/{args.repeats}: sim {sim[-1]:.2f} s, numpy {base[-1]:.2f} s", file=sys.stderr)
-    np.testing.assert_allclose(got, ref, rtol=1e-4)
-    ms, mb = statistics.median(sim), statistics.median(base)
-    print(f"instructions: {count}")
-    print(f"simulator: median {ms:.3f} s = {ms / count * 1e6:.2f} us per instruction")
-    print(f"numpy baseline (same math, same tiles): median {mb:.3f} s = {mb / count * 1e6:.2f} us per op")
-    print(f"overhead per instruction vs numpy: {(ms - mb) / count * 1e6:.2f} us")
-    return 0
+    a = p.parse_args(argv)
+    res = run(a.n, a.repeats)
+    print("\n".join(res.summary_lines()))
+    return 130 if res.interrupted else 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import math
 from collections import deque
 from typing import Any
 
-from ..core.instruction import Engine, Instruction
+from ..core.instruction import Access, Engine, Instruction
 from .arch import Arch
 
 RAW, WAR, WAW, ORD, BUF, BAR = 0, 1, 2, 3, 4, 5
@@ -202,6 +202,8 @@ def _is_plain_dma(ins: Instruction) -> bool:
 def describe(ins: Instruction) -> str:
     """Short human description of what an instruction produces ("load of lhsT", "MATMUL -> res_psum")."""
     a = ins.attrs
+    if a.get("spill"):
+        return f"{a['spill']} of {a.get('src_name', '?')}"
     if ins.engine == Engine.DMA:
         direction = a.get("direction", "")
         dst = ins.writes[0].storage.name if ins.writes else "?"
@@ -323,7 +325,8 @@ def _normalise_block_dims(ins: Instruction) -> None:
         ins.partitions = bp
 
 
-def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
+def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None) -> _Graph:
+    """Dependencies of every instruction (positions in `stream`); `extra` adds buffer-kind edges pos -> deps."""
     n = len(stream)
     g = _Graph(n)
     first, last, stor, targets = _rotation_plan(stream, arch)
@@ -414,6 +417,9 @@ def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
             if k is None:
                 k = lines[ins.loc] = len(lines) % nq
             g.queue_of[i] = f"{base}{k}"
+        if extra is not None:
+            for j in extra.get(i, ()):
+                deps.setdefault(j, BUF)
         if deps:
             deps_all[i] = list(deps.items())
         # ---- buffers released after this position
@@ -433,6 +439,154 @@ def build_graph(stream: list[Instruction], arch: Arch) -> _Graph:
             children[j].append((v, kind))
     g.children = children
     return g
+
+
+# ============================================================================================ spills
+def _full_access(st) -> Access:
+    a = Access.__new__(Access)
+    a.storage = st
+    a.p_lo, a.p_hi = 0, st.shape[0] if st.shape else 1
+    a.f_lo, a.f_hi = 0, st.row_bytes
+    a.nbytes = a.p_hi * st.row_bytes
+    a.shape = tuple(st.shape)
+    a.dtype = st.dtype
+    a.accumulate = False
+    a.tensor = None
+    return a
+
+
+def _spill_instruction(kind: str, st, loc) -> Instruction:
+    from ..isa.dma import DMA_COPY
+
+    acc = _full_access(st)
+    save = kind == "spill"
+    ins = Instruction(
+        Engine.DMA,
+        "DMA_SPILL" if save else "DMA_RELOAD",
+        [acc] if save else [],
+        [] if save else [acc],
+        loc if loc is not None else st.loc,
+        spec=DMA_COPY,
+        partitions=acc.p_hi,
+        free=st.row_bytes // max(1, st.dtype.itemsize),
+        in_dtype=st.dtype,
+        out_dtype=st.dtype,
+        attrs={
+            "bytes": acc.nbytes,
+            "queue": "qSyncSpillReload",
+            "direction": "sbuf->hbm" if save else "hbm->sbuf",
+            "desc_bytes": st.row_bytes,
+            "spill": kind,
+            "src_name": st.name,
+        },
+    )
+    ins.core = st.core
+    return ins
+
+
+def plan_spills(stream: list[Instruction], arch: Arch):
+    """What the compiler does when SBUF overflows (timing-only runs of kernels whose live tiles exceed it): in
+    program order, whenever the live tiles of a core exceed SBUF, the tile whose next use is farthest away is
+    saved to HBM and reloaded before that use. Returns (extended stream, positions of the original
+    instructions, extra dependencies) or None when everything fits."""
+    cap = arch.sbuf_usable_bytes_per_partition
+    uses: dict[int, list[int]] = {}
+    stor: dict[int, Any] = {}
+    at: list[list[int]] = [[] for _ in stream]
+    for pos, ins in enumerate(stream):
+        seen = at[pos]
+        for acc in ins.reads + ins.writes:
+            st = acc.storage
+            if st.buffer.kind != "sbuf":
+                continue
+            sid = st.id
+            if sid in seen:
+                continue
+            seen.append(sid)
+            stor[sid] = st
+            uses.setdefault(sid, []).append(pos)
+    # quick check: does the program-order peak exceed the capacity on some core?
+    delta: dict[int, dict[int, int]] = {}
+    for sid, ps in uses.items():
+        st = stor[sid]
+        d = delta.setdefault(st.core, {})
+        d[ps[0]] = d.get(ps[0], 0) + st.row_bytes
+        d[ps[-1] + 1] = d.get(ps[-1] + 1, 0) - st.row_bytes
+    over = False
+    for d in delta.values():
+        u = 0
+        for k in sorted(d):
+            u += d[k]
+            if u > cap:
+                over = True
+                break
+    if not over:
+        return None
+    live: dict[int, set[int]] = {}
+    used: dict[int, int] = {}
+    nxt: dict[int, int] = {}
+    spilled: set[int] = set()
+    started: set[int] = set()
+    saves_at: dict[int, list[tuple[int, Any]]] = {}
+    reloads_at: dict[int, list[int]] = {}
+    for pos in range(len(stream)):
+        here = at[pos]
+        if not here:
+            continue
+        core = stream[pos].core
+        lv = live.setdefault(core, set())
+        for sid in here:
+            nxt[sid] = nxt.get(sid, -1) + 1
+            if sid not in started:
+                started.add(sid)
+                lv.add(sid)
+                used[core] = used.get(core, 0) + stor[sid].row_bytes
+            elif sid in spilled:
+                spilled.discard(sid)
+                lv.add(sid)
+                used[core] = used.get(core, 0) + stor[sid].row_bytes
+                reloads_at.setdefault(pos, []).append(sid)
+        while used.get(core, 0) > cap:
+            best, best_next = -1, -1
+            for sid in lv:
+                if sid in here:
+                    continue
+                ps = uses[sid]
+                k = nxt[sid] + 1
+                if k >= len(ps):
+                    continue
+                if ps[k] > best_next:
+                    best, best_next = sid, ps[k]
+            if best < 0:
+                break
+            lv.discard(best)
+            spilled.add(best)
+            used[core] -= stor[best].row_bytes
+            saves_at.setdefault(pos, []).append((best, stream[pos].loc))
+        for sid in here:
+            if uses[sid][-1] == pos:
+                if sid in lv:
+                    lv.discard(sid)
+                    used[core] -= stor[sid].row_bytes
+    if not saves_at:
+        return None
+    ext: list[Instruction] = []
+    orig_pos: list[int] = []
+    extra: dict[int, list[int]] = {}
+    for pos, ins in enumerate(stream):
+        sv = []
+        for sid, loc in saves_at.get(pos, ()):
+            sv.append(len(ext))
+            ext.append(_spill_instruction("spill", stor[sid], loc))
+        for sid in reloads_at.get(pos, ()):
+            if sv:
+                extra[len(ext)] = list(sv)
+            ext.append(_spill_instruction("reload", stor[sid], ins.loc))
+        if sv:
+            extra[len(ext)] = list(sv)
+        orig_pos.append(len(ext))
+        ext.append(ins)
+    return ext, orig_pos, extra
 
 
 # ============================================================================================ scheduler
@@ -517,10 +671,45 @@ class _Resource:
 
 def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     """Run the timing pass over `stream` (instructions of any number of cores)."""
+    plan = plan_spills(stream, arch)
+    if plan is None:
+        return _schedule(stream, arch, None)
+    ext, orig_pos, extra = plan
+    est = _schedule(ext, arch, extra)
+    to_orig = {p: k for k, p in enumerate(orig_pos)}
+    spills = []
+    tl = est.timings
+    in_orig = set(orig_pos)
+    for p, ins in enumerate(ext):
+        if p not in in_orig:
+            t = tl[p]
+            spills.append(
+                {"kind": ins.attrs["spill"], "tensor": ins.attrs["src_name"], "bytes": ins.attrs["bytes"],
+                 "start": t.start, "end": t.end, "queue": t.queue}
+            )
+    timings = []
+    for p in orig_pos:
+        t = tl[p]
+        if t.wait_on >= 0:
+            w = to_orig.get(t.wait_on)
+            if w is None:
+                t.wait_on, t.reason = -1, "spill"
+            else:
+                t.wait_on = w
+        timings.append(t)
+    est.timings = timings
+    est.critical_path = [to_orig[p] for p in est.critical_path if p in to_orig]
+    est.extra["spills"] = spills
+    est.extra["spill_save_bytes"] = sum(x["bytes"] for x in spills if x["kind"] == "spill")
+    est.extra["spill_reload_bytes"] = sum(x["bytes"] for x in spills if x["kind"] == "reload")
+    return est
+
+
+def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None) -> Estimate:
     from ..isa.tensor_engine import loadstationary_ns
 
     n = len(stream)
-    g = build_graph(stream, arch)
+    g = build_graph(stream, arch, extra)
     nv = len(g.vdeps)
     total_nodes = n + nv
     deps_all = g.deps

@@ -146,9 +146,8 @@ def access_pattern(
 def _within_partition(start: int, pat: list[tuple[int, int]], pstride: int) -> bool:
     """The non-partition part of an on-chip pattern must stay inside one partition's row."""
     f0 = start % pstride
-    rest = pat[1:] if pat[0][1] > 1 or pat[0][0] == pstride else pat[1:]
-    lo = f0 + sum(min(0, s * (n - 1)) for s, n in rest)
-    hi = f0 + sum(max(0, s * (n - 1)) for s, n in rest)
+    lo = f0 + sum(min(0, s * (n - 1)) for s, n in pat[1:])
+    hi = f0 + sum(max(0, s * (n - 1)) for s, n in pat[1:])
     return lo >= 0 and hi < pstride
 
 

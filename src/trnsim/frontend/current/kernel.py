@@ -113,7 +113,10 @@ class Kernel:
             run.grid = (lnc,) if bracket else ()
             named = _named_args(f, call_args, call_kwargs)
             lint.check_kernel(run, f, named)
-            out = sched.execute(f, call_args, call_kwargs)
+            try:
+                out = sched.execute(f, call_args, call_kwargs)
+            finally:
+                sched.release()
             check_placements(run)
             _check_outputs(out, run)
             return out

@@ -125,6 +125,14 @@ class CoreScheduler:
             raise self.error
         return self.results[0]
 
+    def release(self) -> None:
+        """Drop the references to tensors kept for synchronisation and race checks (after the launch)."""
+        self.logs.clear()
+        self.shared.clear()
+        self.sends.clear()
+        self.recvs.clear()
+        self.coll_slots.clear()
+
     def _core_main(self, c: int, func: Callable, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         with activate(self.run):
             with self.cv:
