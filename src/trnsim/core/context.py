@@ -48,12 +48,13 @@ class LoopFrame:
 class _AccessLog:
     """Boxes touched in one storage, per loop iteration, as growable NumPy arrays (vectorised checks)."""
 
-    __slots__ = ("boxes", "n", "accesses")
+    __slots__ = ("boxes", "n", "accesses", "spans")
 
     def __init__(self) -> None:
         self.boxes = np.empty((8, 6), dtype=np.int64)  # iteration, kind, p_lo, p_hi, f_lo, f_hi
         self.n = 0
         self.accesses: list[tuple[Access, Any, SourceLoc]] = []
+        self.spans: list[tuple[int, int] | None] = [None, None, None]  # per kind: (first, last) iteration logged
 
     def add(self, it: int, kind: int, acc: Access, tensor: Any, loc: SourceLoc) -> None:
         if self.n == len(self.boxes):
@@ -61,6 +62,19 @@ class _AccessLog:
         self.boxes[self.n] = (it, kind, acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
         self.n += 1
         self.accesses.append((acc, tensor, loc))
+        sp = self.spans[kind]
+        if sp is None:
+            self.spans[kind] = (it, it)
+        elif not sp[0] <= it <= sp[1]:
+            self.spans[kind] = (min(sp[0], it), max(sp[1], it))
+
+    def may_conflict(self, it: int, kind: int) -> bool:
+        """Is there a logged access of a conflicting kind from another iteration (else no box test is needed)?"""
+        for k2 in (WRITE, ACCUM) if kind == READ else (READ, WRITE) if kind == ACCUM else (READ, WRITE, ACCUM):
+            sp = self.spans[k2]
+            if sp is not None and not sp[0] == sp[1] == it:
+                return True
+        return False
 
 
 READ, WRITE, ACCUM = 0, 1, 2
@@ -145,7 +159,7 @@ class Run:
         instr.idx = len(self.stream)
         instr.core = self.core
         if self.loops:
-            instr.iteration = tuple(f.iteration for f in self.loops)
+            instr.iteration = tuple([f.iteration for f in self.loops])
             if self.check_races:
                 for frame in self.loops:
                     if frame.kind == "affine":
@@ -180,16 +194,17 @@ class Run:
 
     def _check_race(self, frame: LoopFrame, instr: Instruction) -> None:
         it = frame.iteration
+        acc_into = self.extra.get("accumulate_into")  # storage of a legacy `t[...] += x` in progress
         for kind, accesses in ((READ, instr.reads), (WRITE, instr.writes)):
             for acc in accesses:
                 st = acc.storage
                 if st.id >= frame.first_id:
                     continue  # allocated inside the loop: private to each iteration
-                k = ACCUM if (kind == WRITE and acc.accumulate) else kind
+                k = ACCUM if ((kind == WRITE and acc.accumulate) or st is acc_into) else kind
                 log = frame.records.get(st.id)
                 if log is None:
                     log = frame.records[st.id] = _AccessLog()
-                elif log.n:
+                elif log.n and log.may_conflict(it, k):
                     self._conflicts(frame, log, it, k, acc, instr)
                 log.add(it, k, acc, acc.tensor, instr.loc)
 

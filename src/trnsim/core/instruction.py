@@ -40,10 +40,12 @@ class Access:
         st = tensor.storage
         self.storage: Storage = st
         shape = tensor.array.shape if tensor.index is None else tensor.shape
-        self.p_lo, self.p_hi, self.f_lo, self.f_hi = tensor.region()
+        r = tensor._reg  # the view's cached box (Tensor.region computes it once per view)
+        self.p_lo, self.p_hi, self.f_lo, self.f_hi = r if r is not None else tensor.region()
         self.shape = shape
-        self.dtype = st.dtype
-        self.nbytes = math.prod(shape) * st.dtype.itemsize
+        dt = st.dtype
+        self.dtype = dt
+        self.nbytes = math.prod(shape) * dt.itemsize
         self.accumulate = accumulate
         self.tensor = tensor if keep_tensor else None
 

@@ -21,7 +21,7 @@ from . import dtypes
 from .context import Run, activate
 from .errors import NkiError, NkiValidationError, trim_traceback
 from .liveness import UsageTimeline, check_capacity
-from .memory import HBM, SHARED_HBM, Buffer, wrap_host_array
+from .memory import HBM, SHARED_HBM, Buffer, host_tuning, wrap_host_array
 from .source import SourceLoc
 from .tensor import Tensor
 
@@ -183,7 +183,7 @@ def launch(
         params = list(sig.parameters.values())
         kind = [p.kind for p in params]
     call_args, call_kwargs = _rebuild(conv, kind)
-    with activate(run):
+    with activate(run), host_tuning():
         frame = None
         try:
             if executor is not None:

@@ -46,17 +46,27 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
     unit_bytes: dict[tuple[int, int], int] = {}
     owner: dict[int, Storage] = {}
     for pos, ins in enumerate(stream):
-        for acc in ins.reads + ins.writes:
-            st = acc.storage
-            if not st.buffer.on_chip:
-                continue
-            owner[st.id] = st
-            for u in _units(acc, st):
-                key = (st.id, u)
-                if key not in first:
-                    first[key] = pos
-                    unit_bytes[key] = st.block_bytes if st.nblocks > 1 else st.row_bytes
-                last[key] = pos
+        for accs in (ins.reads, ins.writes):
+            for acc in accs:
+                st = acc.storage
+                if not st.buffer.on_chip:
+                    continue
+                sid = st.id
+                if st.nblocks <= 1:  # one unit: the whole tile (fast path of the loop below)
+                    key = (sid, 0)
+                    if key not in first:
+                        first[key] = pos
+                        unit_bytes[key] = st.row_bytes
+                        owner[sid] = st
+                    last[key] = pos
+                    continue
+                owner[sid] = st
+                for u in _units(acc, st):
+                    key = (sid, u)
+                    if key not in first:
+                        first[key] = pos
+                        unit_bytes[key] = st.block_bytes
+                    last[key] = pos
     out: list[UsageTimeline] = []
     n = len(stream)
     groups: dict[tuple[str, int], list[tuple[int, int]]] = {}

@@ -9,9 +9,14 @@ of partitions when regions are computed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+import sys
+import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,13 +69,34 @@ ACC_OPEN = 2  # PSUM: the element holds a matmul partial sum that a later matmul
 class Mem:
     """The arrays behind a storage. Only tensors (views) hold it, so it is freed when the last view dies,
     while the `Storage` metadata lives on in instruction records for timing and liveness analysis.
-    `written` is a uint8 array of WRITTEN / ACC_OPEN bits, or None in timing-only mode."""
+    `written` is a uint8 array of WRITTEN / ACC_OPEN bits, or None in timing-only mode.
 
-    __slots__ = ("data", "written", "__weakref__")
+    Summary flags let hot paths skip whole-array scans; they are conservative (False = "look at the bits"):
+    `full`: every element has been written (WRITTEN bits are never cleared once set, so this only goes
+    False -> True; set by `Tensor.write` of the whole storage or by a read check that saw all bits set).
+    `shadow`: an fp32 copy of `data` for low-precision tiles that are read many times (matmul operands),
+    dropped by every write into the storage (`invalidate`)."""
+
+    __slots__ = ("data", "written", "full", "shadow", "hits", "__weakref__")
 
     def __init__(self, data: np.ndarray, written: np.ndarray | None) -> None:
         self.data = data
         self.written = written
+        self.full = False
+        self.shadow: np.ndarray | None = None
+        self.hits = 0  # fp32 reads of part of the data since the last write (see Tensor.read_fp32_shadowed)
+
+    def invalidate(self) -> None:
+        """The data changed: drop the fp32 shadow."""
+        self.shadow = None
+        self.hits = 0
+
+    def fp32(self) -> np.ndarray:
+        """fp32 values of the whole storage (cached until the next write)."""
+        sh = self.shadow
+        if sh is None:
+            sh = self.shadow = self.data.astype(np.float32)
+        return sh
 
 
 class Storage:
@@ -86,7 +112,7 @@ class Storage:
         "shape",
         "core",
         "row_bytes",
-        "base_ptr",
+        "_base_ptr",
         "nblocks",
         "block_shape",
         "is_param",
@@ -117,10 +143,16 @@ class Storage:
         self.loc = loc
         self.core = core
         self.row_bytes = data.strides[0] if data.ndim else data.itemsize
-        self.base_ptr = data.__array_interface__["data"][0]
+        self._base_ptr = None  # looked up on first use (the pointer lookup costs about a microsecond)
         self.nblocks = nblocks
         self.block_shape = block_shape
-        written = np.full(data.shape, WRITTEN if initialized else 0, dtype=np.uint8) if track_writes else None
+        if not track_writes:
+            written = None
+        elif initialized:
+            written = np.empty(data.shape, dtype=np.uint8)
+            written.fill(WRITTEN)
+        else:
+            written = np.zeros(data.shape, dtype=np.uint8)
         self.new_mem = Mem(data, written)
         self._mem = weakref.ref(self.new_mem)
         self.is_param = False
@@ -138,6 +170,17 @@ class Storage:
         return self._mem()
 
     @property
+    def base_ptr(self) -> int:
+        """Address of the first byte of the storage's data (only meaningful while its arrays are alive)."""
+        p = self._base_ptr
+        if p is None:
+            mem = self._mem() if self.new_mem is None else self.new_mem
+            if mem is None:
+                raise RuntimeError(f"the arrays of storage {self.name} have been freed")
+            p = self._base_ptr = mem.data.__array_interface__["data"][0]
+        return p
+
+    @property
     def partitions(self) -> int:
         return self.shape[0] if self.shape else 1
 
@@ -152,6 +195,9 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"<{self.buffer.name} {self.name} {self.shape} {dtypes.name_of(self.dtype)}>"
+
+
+_POISON: dict[np.dtype, object] = {}
 
 
 def allocate(
@@ -171,7 +217,9 @@ def allocate(
     `pdim` is the index of the partition dimension in `shape` (non-zero only for legacy block dims).
     `fill` is "poison", "empty" (timing-only mode: no fill) or a value.
     """
-    shape = tuple(int(s) for s in shape)
+    if not _tuned:
+        tune_allocator()
+    shape = tuple(map(int, shape))
     if not isinstance(dtype, np.dtype):
         dtype = dtypes.normalize(dtype)
     if pdim and buffer.on_chip:
@@ -184,7 +232,11 @@ def allocate(
         data = np.empty(phys_shape, dtype=dtype)
         initialized = False
     elif fill == "poison":
-        data = np.full(phys_shape, dtypes.poison_value(dtype), dtype=dtype)
+        data = np.empty(phys_shape, dtype=dtype)
+        pv = _POISON.get(dtype)
+        if pv is None:
+            pv = _POISON[dtype] = dtypes.poison_value(dtype)
+        data.fill(pv)
         initialized = False
     else:
         data = np.full(phys_shape, fill, dtype=dtype)
@@ -212,15 +264,19 @@ def wrap_host_array(
     arr: np.ndarray, buffer: Buffer, *, name: str, core: int = 0, copy: bool = True, track_writes: bool = True
 ) -> Storage:
     """Make an HBM storage holding a copy of a caller's array (the caller's array is never modified)."""
+    if not _tuned:
+        tune_allocator()
     data = np.array(arr, copy=True, order="C") if copy else np.ascontiguousarray(arr)
     if data.ndim == 0:
         data = data.reshape(1)
     return Storage(data, buffer, name=name, core=core, track_writes=track_writes, initialized=True)
 
 
-def region(arr: np.ndarray, storage: Storage) -> tuple[int, int, int, int]:
-    """Bounding box of a view in (partition-or-row, byte-in-row) space: (p_lo, p_hi, f_lo, f_hi), hi exclusive."""
-    off = arr.__array_interface__["data"][0] - storage.base_ptr
+def region(arr: np.ndarray, storage: Storage, off: int | None = None) -> tuple[int, int, int, int]:
+    """Bounding box of a view in (partition-or-row, byte-in-row) space: (p_lo, p_hi, f_lo, f_hi), hi exclusive.
+    `off` is the view's byte offset from the start of the storage when the caller knows it (else looked up)."""
+    if off is None:
+        off = arr.__array_interface__["data"][0] - storage.base_ptr
     rb = storage.row_bytes
     p_lo, f_lo = divmod(off, rb)
     p_hi = p_lo + 1
@@ -244,3 +300,128 @@ def region(arr: np.ndarray, storage: Storage) -> tuple[int, int, int, int]:
         p_lo += f_lo // rb
         f_lo, f_hi = 0, rb
     return p_lo, p_hi, f_lo, f_hi
+
+
+# ------------------------------------------------------------------------------------------ allocator tuning
+_tuned = False
+
+
+def tune_allocator() -> None:
+    """Keep freed memory in the C heap instead of returning it to the OS after every temporary array.
+
+    A simulated kernel allocates and frees tile-sized NumPy arrays (tens to hundreds of KiB) for every
+    instruction. With glibc's default thresholds such blocks are mmap'ed / trimmed back to the OS and every
+    reuse page-faults again, which costs more than the arithmetic. Raising M_MMAP_THRESHOLD / M_TRIM_THRESHOLD
+    makes freed blocks reusable (the process keeps its peak heap). No-op where mallopt is unavailable (non-glibc);
+    set TRNSIM_NO_MALLOC_TUNING=1 to skip it."""
+    global _tuned
+    _tuned = True
+    if os.environ.get("TRNSIM_NO_MALLOC_TUNING") or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = getattr(libc, "mallopt", None)
+        if mallopt is None:
+            return
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        mallopt.restype = ctypes.c_int
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        mallopt(m_mmap_threshold, 32 << 20)  # blocks below 32 MiB come from the heap ...
+        mallopt(m_trim_threshold, 512 << 20)  # ... which is only trimmed when 512 MiB sit free at its top
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+@contextlib.contextmanager
+def relaxed_gc(gen0: int = 100_000) -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a kernel is simulated.
+
+    A launch creates millions of small, acyclic, long-lived objects (instruction records); with CPython's default
+    generation-0 threshold of 700 the collector keeps re-scanning them, which costs ~10% of the simulation. Objects
+    of a kernel launch form (almost) no cycles, so collecting every `gen0` allocations instead bounds any cyclic
+    garbage while removing most of that cost. The previous thresholds are restored afterwards."""
+    import gc
+
+    old = gc.get_threshold()
+    if old[0] >= gen0:
+        yield
+        return
+    gc.set_threshold(gen0, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+# ------------------------------------------------------------------------------------------ BLAS threads
+_blas: list = []  # [(set_num_threads, get_num_threads)] once looked up; [] = not looked up yet
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = 0
+
+
+def _openblas() -> tuple | None:
+    """(set, get) thread-count functions of the OpenBLAS that NumPy loaded, or None (other BLAS, not Linux)."""
+    if _blas:
+        return _blas[0]
+    found = None
+    try:
+        import ctypes
+
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln.split()[-1]})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for prefix in ("scipy_openblas", "openblas"):
+                for suffix in ("64_", ""):
+                    st = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    gt = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    if st is not None and gt is not None:
+                        st.argtypes, st.restype, gt.restype = (ctypes.c_int,), None, ctypes.c_int
+                        found = (st, gt)
+                        break
+                if found:
+                    break
+            if found:
+                break
+    except (OSError, AttributeError, ValueError):
+        found = None
+    _blas.append(found)
+    return found
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run NumPy's BLAS on one thread while a kernel is simulated.
+
+    Every matmul the simulator issues is one Tensor-engine tile (at most 128 x 128 x 512 on NeuronCore-v2/v3), far
+    too small to gain from BLAS threads: OpenBLAS splitting them costs more than it saves and, on a loaded machine,
+    idle-spinning worker threads make it several times slower. The caller's thread count is restored afterwards.
+    TRNSIM_BLAS_THREADS=N picks another count (0: leave BLAS alone). Only OpenBLAS (NumPy's default) is handled."""
+    global _blas_depth, _blas_saved
+    want = os.environ.get("TRNSIM_BLAS_THREADS", "1")
+    fns = _openblas() if want.strip() not in ("0", "") else None
+    if fns is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_depth == 0:
+            _blas_saved = fns[1]()
+            fns[0](max(1, int(want)))
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                fns[0](_blas_saved)
+
+
+@contextlib.contextmanager
+def host_tuning() -> Iterator[None]:
+    """Host-side settings for the duration of a kernel launch: fewer GC passes, single-threaded tile BLAS."""
+    with relaxed_gc(), single_threaded_blas():
+        yield

@@ -124,6 +124,47 @@ class Tensor:
     def indirect(self, index: tuple[np.ndarray, ...]) -> Tensor:
         return self.same_kind(self.storage, self.array, self.wmask, index)
 
+    # ----------------------------------------------------------------- view recipes (cached index resolution)
+    def is_whole(self) -> bool:
+        """Is this the storage's own data (and written-mask) array, not a view of part of it?"""
+        mem = self.mem
+        return self.index is None and self.array is mem.data and self.wmask is mem.written
+
+    def view_recipe(self, view: Tensor) -> tuple | None:
+        """Where `view` (a strided view of this whole-storage tensor's data, e.g. the result of resolving an index
+        expression against it) sits in the storage: enough to rebuild the same view with `from_recipe` without
+        resolving the index again. None when it cannot be described that way."""
+        if not self.is_whole() or view.index is not None or view.mem is not self.mem:
+            return None
+        mem = self.mem
+        arr, wm = view.array, view.wmask
+        if arr.dtype != mem.data.dtype or (wm is None) != (mem.written is None):
+            return None
+        off = arr.__array_interface__["data"][0] - self.storage.base_ptr
+        wrec = None
+        if wm is not None:
+            woff = wm.__array_interface__["data"][0] - mem.written.__array_interface__["data"][0]
+            wrec = (woff, wm.shape, wm.strides, wm.flags.writeable)
+        return (type(view), off, arr.shape, arr.strides, arr.flags.writeable, wrec)
+
+    def from_recipe(self, recipe: tuple) -> Tensor:
+        """The view described by `view_recipe` (this tensor must be the same whole-storage tensor layout)."""
+        cls, off, shape, strides, writeable, wrec = recipe
+        mem = self.mem
+        data = mem.data
+        arr = np.ndarray(shape, data.dtype, data, off, strides)
+        if not writeable:
+            arr.flags.writeable = False
+        wm = None
+        if wrec is not None:
+            woff, wshape, wstrides, wwriteable = wrec
+            wm = np.ndarray(wshape, np.uint8, mem.written, woff, wstrides)
+            if not wwriteable:
+                wm.flags.writeable = False
+        t = cls.__new__(cls)
+        Tensor.__init__(t, self.storage, mem, arr, wm)
+        return t
+
     # ----------------------------------------------------------------- data access
     def read(self) -> np.ndarray:
         """Values in the storage dtype (a view where possible; never write into it)."""
@@ -134,6 +175,32 @@ class Tensor:
     def read_fp32(self) -> np.ndarray:
         v = self.read()
         return v if v.dtype == np.float32 else v.astype(np.float32)
+
+    def read_fp32_shadowed(self) -> np.ndarray:
+        """Like `read_fp32`, for operands that are read many times (matmul operands): a low-precision storage
+        keeps an fp32 copy of all its data (`Mem.shadow`, dropped by every write), and the view is taken of
+        that copy, so a tile read by many instructions is converted once. The copy is made when the view covers
+        at least a quarter of the storage or the storage was read this way before since its last write."""
+        arr = self.array
+        if arr.dtype == np.float32:
+            return self.read()
+        mem = self.mem
+        data = mem.data
+        if self.index is not None or arr.dtype != data.dtype or data.dtype.names is not None or min(arr.strides, default=0) < 0:
+            return self.read().astype(np.float32)
+        sh = mem.shadow
+        if sh is None:
+            if arr.size * 4 < data.size and not mem.hits:
+                mem.hits = 1
+                return arr.astype(np.float32)
+            sh = mem.fp32()
+        if arr is data:
+            return sh
+        item = data.itemsize
+        off = arr.__array_interface__["data"][0] - self.storage.base_ptr
+        return np.ndarray(
+            arr.shape, np.float32, sh, (off // item) * 4, tuple(st // item * 4 for st in arr.strides)
+        )
 
     def acc_open(self) -> np.ndarray | None:
         """Elements holding an open matmul accumulation (PSUM), or None when not tracked."""
@@ -154,6 +221,23 @@ class Tensor:
 
         `state` is the element state recorded (WRITTEN, or WRITTEN | ACC_OPEN for matmul partial sums)."""
         dt = self.storage.dtype
+        mem = self.mem
+        mem.shadow = None
+        mem.hits = 0
+        if self.index is None and where is None and isinstance(values, np.ndarray):
+            arr = self.array
+            vd = values.dtype
+            if vd == dt or (vd.kind == "f" and dt.kind not in "iub" and dt.names is None):
+                # float -> float: the same RNE cast as dtypes.cast_to, done straight into the destination
+                np.copyto(arr, values, casting="unsafe")
+            else:
+                arr[...] = dtypes.cast_to(values, dt)
+            wm = self.wmask
+            if wm is not None:
+                wm[...] = state
+                if not mem.full and arr.size == mem.data.size and state & WRITTEN and 0 not in arr.strides:
+                    mem.full = True  # a non-broadcast view as large as the storage covers all of it
+            return
         if isinstance(values, np.ndarray):
             vals = dtypes.cast_to(values, dt)
         else:
@@ -173,10 +257,39 @@ class Tensor:
             self.array[...] = vals
             if self.wmask is not None:
                 self.wmask[...] = state
+                arr = self.array
+                if not mem.full and arr.size == mem.data.size and state & WRITTEN and 0 not in arr.strides:
+                    mem.full = True
         else:
             np.copyto(self.array, np.broadcast_to(vals, self.array.shape), where=where)
             if self.wmask is not None:
                 np.copyto(self.wmask, state, where=where)
+
+    def direct_fp32(self) -> np.ndarray | None:
+        """This view's own array when an fp32 engine result can be computed straight into it (fp32 storage,
+        plain view, no front-end `write` override), else None. Call `mark_written` after filling it."""
+        arr = self.array
+        if (
+            self.index is None
+            and arr.dtype == np.float32
+            and self.storage.dtype == np.float32
+            and type(self).write is Tensor.write
+            and arr.flags.writeable
+        ):
+            return arr
+        return None
+
+    def mark_written(self, state: int = WRITTEN) -> None:
+        """Record that every element of this (plain) view was just written in place (see `direct_fp32`)."""
+        mem = self.mem
+        mem.shadow = None
+        mem.hits = 0
+        wm = self.wmask
+        if wm is not None:
+            wm[...] = state
+            arr = self.array
+            if not mem.full and arr.size == mem.data.size and state & WRITTEN and 0 not in arr.strides:
+                mem.full = True
 
     # ----------------------------------------------------------------- regions (for timing and checks)
     def region(self) -> tuple[int, int, int, int]:
@@ -184,6 +297,8 @@ class Tensor:
         if r is None:
             if self.index is not None:
                 r = _index_region(self.array, self.index, self.storage)
+            elif self.array is self.mem.data:
+                r = region(self.array, self.storage, 0)  # the whole storage: no pointer lookup
             else:
                 r = region(self.array, self.storage)
             self._reg = r

@@ -235,25 +235,84 @@ def scalar_or_vector(api: str, loc: SourceLoc, name: str, v: Any, partitions: in
     )
 
 
+# --------------------------------------------------------------------------- check caching
+_SCALAR_TYPES = (type(None), int, float, bool, np.float32, np.float64, np.int32, np.int64, np.bool_)
+
+
+def check_key(tag: str, statics: tuple, *operands: Any) -> tuple | None:
+    """Key under which an instruction's operand checks are cached for a run (see `cached_checks`).
+
+    `statics` are the arguments the checks depend on by value (operators, engine, flags); each operand is summarised
+    by what checks look at: its class, memory, shape, strides and dtypes (scalars: their type). None (never cached)
+    for operands that cannot be summarised, such as gathered views or tile-like objects still to be resolved."""
+    parts: list[Any] = [tag, statics]
+    for t in operands:
+        if isinstance(t, Tensor):
+            if t.index is not None:
+                return None
+            a = t.array
+            st = t.storage
+            parts.append((type(t), st.buffer.kind, a.shape, a.strides, a.dtype, st.dtype, st.tf32))
+        elif type(t) in _SCALAR_TYPES:
+            parts.append(type(t))
+        else:
+            return None
+    return tuple(parts)
+
+
+def cached_checks(run: Run, key: tuple | None) -> Any:
+    """What an instruction stored with `remember_checks` after its operand checks passed for operands with the same
+    signature earlier in this run, or None. Checks are pure functions of the key (shapes, memories, dtypes, static
+    arguments, the run's target), so a hit cannot hide an error; values are still read and checked every time."""
+    if key is None:
+        return None
+    cache = run.__dict__.get("_check_cache")
+    if cache is None:
+        return None
+    try:
+        return cache.get(key)
+    except TypeError:  # an unhashable static argument: never cached
+        return None
+
+
+def remember_checks(run: Run, key: tuple | None, value: Any) -> None:
+    if key is None:
+        return
+    cache = run.__dict__.get("_check_cache")
+    if cache is None:
+        cache = run.__dict__["_check_cache"] = {}
+    try:
+        cache[key] = value
+    except TypeError:
+        pass
+
+
 # --------------------------------------------------------------------------- data access with diagnostics
 def read_operand(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
     """Values of an input operand; reports reads of uninitialised memory with the reading line."""
     wm = t.wmask
     if wm is not None:
-        w = wm[t.index] if t.index is not None else wm
-        if not w.all():
-            run = current()
-            total = w.size
-            bad = int(total - np.count_nonzero(w))
-            run.warn(
-                "warn_uninitialized_read",
-                f"{api} reads {bad} of {total} elements of '{t.storage.name}' ({t.storage.buffer.name}) that "
-                f"were never written (operand '{name}'); on hardware they hold garbage",
-                loc,
-            )
-        if t.storage.buffer.kind == "psum" and t.index is None:
-            # Reading a PSUM partial sum closes its accumulation group (next matmul overwrites).
-            np.bitwise_and(w, ~np.uint8(ACC_OPEN), out=w, casting="unsafe") if w.flags.writeable else None
+        mem = t.mem
+        psum = t.storage.buffer.kind == "psum"
+        if not mem.full or psum:
+            w = wm[t.index] if t.index is not None else wm
+            if not mem.full:
+                # min() of the uint8 state bits is a cheaper "all written" test than all()
+                if w.size and not w.min():
+                    run = current()
+                    total = w.size
+                    bad = int(total - np.count_nonzero(w))
+                    run.warn(
+                        "warn_uninitialized_read",
+                        f"{api} reads {bad} of {total} elements of '{t.storage.name}' ({t.storage.buffer.name}) "
+                        f"that were never written (operand '{name}'); on hardware they hold garbage",
+                        loc,
+                    )
+                elif t.index is None and w.size == mem.written.size and w.dtype == mem.written.dtype and 0 not in w.strides:
+                    mem.full = True  # the whole storage is written (WRITTEN bits are never cleared)
+            if psum and t.index is None:
+                # Reading a PSUM partial sum closes its accumulation group (next matmul overwrites).
+                np.bitwise_and(w, ~np.uint8(ACC_OPEN), out=w, casting="unsafe") if w.flags.writeable else None
     return t.read()
 
 
@@ -282,11 +341,18 @@ def emit(
     """Append an instruction record to the current run's stream."""
     run = current()
     keep = run.check_races and bool(run.loops)
+    wacc = []
+    for t in writes:
+        if t is not None:
+            mem = t.mem
+            if mem is not None and mem.shadow is not None:
+                mem.shadow = None  # belt and braces: every writer's data change drops the fp32 copy
+            wacc.append(Access(t, accumulate, keep))
     instr = Instruction(
         engine or s.engine,
         s.opcode,
-        [Access(t, keep_tensor=keep) for t in reads if t is not None],
-        [Access(t, accumulate=accumulate, keep_tensor=keep) for t in writes if t is not None],
+        [Access(t, False, keep) for t in reads if t is not None],
+        wacc,
         loc,
         spec=s,
         flops=flops,

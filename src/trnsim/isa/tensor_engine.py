@@ -85,11 +85,15 @@ def _matmul_dtype_check(api: str, loc: SourceLoc, run, stationary: Tensor, movin
 
 
 def _as_matrix(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
+    """fp32 [K, F] values of a matmul operand (read-only: fp32 data is not copied, low-precision tiles come
+    from their cached fp32 copy, see Tensor.read_fp32_shadowed)."""
     v = c.read_operand(t, api, name, loc)
-    v = v.reshape(v.shape[0], -1)
     if t.storage.tf32:
+        v = v.reshape(v.shape[0], -1)
         return dtypes.round_tf32(v.astype(np.float32))
-    return v.astype(np.float32)
+    if v.dtype != np.float32:
+        v = t.read_fp32_shadowed()
+    return v.reshape(v.shape[0], -1)
 
 
 def nc_matmul(
@@ -170,21 +174,32 @@ def nc_matmul(
     if run.numerics:
         a = _as_matrix(stationary, api, "stationary", loc)
         b = _as_matrix(moving, api, "moving", loc)
-        if is_transpose:
-            prod = a.T.copy() if n == k else a.T @ b
+        out = None if is_transpose else dst.direct_fp32()
+        if out is not None and accumulate is False and out.flags.c_contiguous:
+            np.matmul(a.T, b, out=out.reshape(m, n))  # straight into PSUM: no temporary, no copy
+            dst.mark_written(WRITTEN | ACC_OPEN)
         else:
-            prod = a.T @ b
-        prod = prod.reshape(dst.shape)
-        if accumulate is False:
-            res = prod
-        else:
-            prev = dst.read_fp32()
-            if accumulate is True:
-                res = prev + prod
+            if is_transpose:
+                prod = a.T.copy() if n == k else a.T @ b
             else:
-                open_ = dst.acc_open()
-                res = np.where(open_, prev + prod, prod) if open_ is not None else prod
-        dst.write(res.astype(np.float32), state=WRITTEN | ACC_OPEN)
+                prod = a.T @ b
+            prod = prod.reshape(dst.shape)
+            if accumulate is False:
+                res = prod
+            else:
+                open_ = None if accumulate is True else dst.acc_open()
+                if out is not None and (accumulate is True or (open_ is not None and open_.all())):
+                    np.add(out, prod, out=out)  # every element accumulates: add in place
+                    dst.mark_written(WRITTEN | ACC_OPEN)
+                    res = None
+                else:
+                    prev = dst.read_fp32()
+                    if accumulate is True:
+                        res = prev + prod
+                    else:
+                        res = np.where(open_, prev + prod, prod) if open_ is not None else prod
+            if res is not None:
+                dst.write(res if res.dtype == np.float32 else res.astype(np.float32), state=WRITTEN | ACC_OPEN)
     return c.emit(
         TRANSPOSE_PE if is_transpose else MATMUL,
         loc,

@@ -81,6 +81,8 @@ class Arch:
     buffer_rotation: int = 2
     #: how far (instructions of the same engine) the compiler's list scheduler may move an instruction ahead
     reorder_window: int = 8
+    #: SBUF overflow (timing-only runs): the compiler spills whole tiles (True) or only the overflowing bytes
+    spill_whole_tiles: bool = True
     #: fixed kernel start-up + tear-down time added to every launch (ns)
     launch_overhead_ns: float = 0.0
     comments: dict[str, str] = field(default_factory=dict)

@@ -23,7 +23,6 @@ Model (every number comes from the target's `Arch`, see timing/archs/*.json):
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 from collections import deque
@@ -253,7 +252,10 @@ def _rotation_plan(stream: list[Instruction], arch: Arch):
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     stor: dict[int, Any] = {}
+    written: set[int] = set()
     for pos, ins in enumerate(stream):
+        for acc in ins.writes:
+            written.add(acc.storage.id)
         for acc in ins.reads:
             st = acc.storage
             if st.buffer.kind == "hbm":
@@ -309,7 +311,7 @@ def _rotation_plan(stream: list[Instruction], arch: Arch):
                     rot[k] = r
                     used += live_max[k] * k[3]
     targets = {k: live_max[k] * rot.get(k, 1) for k in sites}
-    return first, last, stor, targets
+    return first, last, stor, targets, written
 
 
 def _normalise_block_dims(ins: Instruction) -> None:
@@ -329,7 +331,7 @@ def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int
     """Dependencies of every instruction (positions in `stream`); `extra` adds buffer-kind edges pos -> deps."""
     n = len(stream)
     g = _Graph(n)
-    first, last, stor, targets = _rotation_plan(stream, arch)
+    first, last, stor, targets, written = _rotation_plan(stream, arch)
     # releases per stream position
     releases: dict[int, list[int]] = {}
     for sid, pos in last.items():
@@ -349,7 +351,7 @@ def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int
         if eng != Engine.DMA and ins.writes:
             _normalise_block_dims(ins)
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
-        for acc in ins.reads + ins.writes:
+        for acc in (*ins.reads, *ins.writes):
             st = acc.storage
             if st.buffer.kind == "hbm":
                 continue
@@ -374,6 +376,8 @@ def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int
                 lst.append(i)
         # ---- data dependencies on the boxes touched
         for acc in ins.reads:
+            if acc.storage.id not in written:
+                continue  # read-only data (kernel inputs): no dependencies
             wl = writes.get(acc.storage.id)
             if wl:
                 p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
@@ -398,7 +402,9 @@ def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int
                         deps[j] = WAR
         # ---- record this instruction's accesses
         for acc in ins.reads:
-            reads.setdefault(acc.storage.id, []).append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
+            sid = acc.storage.id
+            if sid in written:
+                reads.setdefault(sid, []).append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
         for acc in ins.writes:
             sid = acc.storage.id
             box = (acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
@@ -455,11 +461,13 @@ def _full_access(st) -> Access:
     return a
 
 
-def _spill_instruction(kind: str, st, loc) -> Instruction:
+def _spill_instruction(kind: str, st, loc, amount: int) -> Instruction:
+    """A compiler-inserted DMA that saves (`kind` "spill") or reloads `amount` bytes per partition of `st`."""
     from ..isa.dma import DMA_COPY
 
     acc = _full_access(st)
     save = kind == "spill"
+    parts = acc.p_hi
     ins = Instruction(
         Engine.DMA,
         "DMA_SPILL" if save else "DMA_RELOAD",
@@ -467,15 +475,15 @@ def _spill_instruction(kind: str, st, loc) -> Instruction:
         [] if save else [acc],
         loc if loc is not None else st.loc,
         spec=DMA_COPY,
-        partitions=acc.p_hi,
-        free=st.row_bytes // max(1, st.dtype.itemsize),
+        partitions=parts,
+        free=amount // max(1, st.dtype.itemsize),
         in_dtype=st.dtype,
         out_dtype=st.dtype,
         attrs={
-            "bytes": acc.nbytes,
+            "bytes": parts * amount,
             "queue": "qSyncSpillReload",
             "direction": "sbuf->hbm" if save else "hbm->sbuf",
-            "desc_bytes": st.row_bytes,
+            "desc_bytes": amount,
             "spill": kind,
             "src_name": st.name,
         },
@@ -525,10 +533,11 @@ def plan_spills(stream: list[Instruction], arch: Arch):
     live: dict[int, set[int]] = {}
     used: dict[int, int] = {}
     nxt: dict[int, int] = {}
-    spilled: set[int] = set()
+    out_amt: dict[int, int] = {}  # bytes per partition of a tile currently held in HBM
     started: set[int] = set()
-    saves_at: dict[int, list[tuple[int, Any]]] = {}
-    reloads_at: dict[int, list[int]] = {}
+    saves_at: dict[int, list[tuple[int, int]]] = {}
+    reloads_at: dict[int, list[tuple[int, int]]] = {}
+    whole = bool(arch.spill_whole_tiles)
     for pos in range(len(stream)):
         here = at[pos]
         if not here:
@@ -541,15 +550,14 @@ def plan_spills(stream: list[Instruction], arch: Arch):
                 started.add(sid)
                 lv.add(sid)
                 used[core] = used.get(core, 0) + stor[sid].row_bytes
-            elif sid in spilled:
-                spilled.discard(sid)
-                lv.add(sid)
-                used[core] = used.get(core, 0) + stor[sid].row_bytes
-                reloads_at.setdefault(pos, []).append(sid)
+            elif out_amt.get(sid):
+                amt = out_amt.pop(sid)
+                used[core] = used.get(core, 0) + amt
+                reloads_at.setdefault(pos, []).append((sid, amt))
         while used.get(core, 0) > cap:
             best, best_next = -1, -1
             for sid in lv:
-                if sid in here:
+                if sid in here or out_amt.get(sid, 0) >= stor[sid].row_bytes:
                     continue
                 ps = uses[sid]
                 k = nxt[sid] + 1
@@ -559,15 +567,15 @@ def plan_spills(stream: list[Instruction], arch: Arch):
                     best, best_next = sid, ps[k]
             if best < 0:
                 break
-            lv.discard(best)
-            spilled.add(best)
-            used[core] -= stor[best].row_bytes
-            saves_at.setdefault(pos, []).append((best, stream[pos].loc))
+            resident = stor[best].row_bytes - out_amt.get(best, 0)
+            amt = resident if whole else min(resident, used[core] - cap)
+            out_amt[best] = out_amt.get(best, 0) + amt
+            used[core] -= amt
+            saves_at.setdefault(pos, []).append((best, amt))
         for sid in here:
-            if uses[sid][-1] == pos:
-                if sid in lv:
-                    lv.discard(sid)
-                    used[core] -= stor[sid].row_bytes
+            if uses[sid][-1] == pos and sid in lv:
+                lv.discard(sid)
+                used[core] -= stor[sid].row_bytes - out_amt.pop(sid, 0)
     if not saves_at:
         return None
     ext: list[Instruction] = []
@@ -575,13 +583,13 @@ def plan_spills(stream: list[Instruction], arch: Arch):
     extra: dict[int, list[int]] = {}
     for pos, ins in enumerate(stream):
         sv = []
-        for sid, loc in saves_at.get(pos, ()):
+        for sid, amt in saves_at.get(pos, ()):
             sv.append(len(ext))
-            ext.append(_spill_instruction("spill", stor[sid], loc))
-        for sid in reloads_at.get(pos, ()):
+            ext.append(_spill_instruction("spill", stor[sid], ins.loc, amt))
+        for sid, amt in reloads_at.get(pos, ()):
             if sv:
                 extra[len(ext)] = list(sv)
-            ext.append(_spill_instruction("reload", stor[sid], ins.loc))
+            ext.append(_spill_instruction("reload", stor[sid], ins.loc, amt))
         if sv:
             extra[len(ext)] = list(sv)
         orig_pos.append(len(ext))
@@ -590,69 +598,6 @@ def plan_spills(stream: list[Instruction], arch: Arch):
 
 
 # ============================================================================================ scheduler
-class _Calendar:
-    """Busy intervals of a shared bandwidth resource (a core's DMA data path, an HBM domain).
-
-    `alloc(t, work)` books `work` ns of the resource from time `t` on, filling idle gaps first (earlier
-    bookings keep their slots), and returns when the last piece ends."""
-
-    __slots__ = ("starts", "ends")
-
-    def __init__(self) -> None:
-        self.starts: list[float] = []
-        self.ends: list[float] = []
-
-    def prune(self, t: float) -> None:
-        ends = self.ends
-        if len(ends) > 64 and ends[0] <= t:
-            k = bisect.bisect_right(ends, t)
-            del self.starts[:k]
-            del ends[:k]
-
-    def alloc(self, t: float, work: float) -> float:
-        if work <= 0:
-            return t
-        starts, ends = self.starts, self.ends
-        k = bisect.bisect_right(ends, t)
-        cur = t
-        remaining = work
-        new_s: list[float] = []
-        new_e: list[float] = []
-        n = len(starts)
-        j = k
-        while remaining > 1e-12:
-            if j < n and starts[j] <= cur:
-                cur = ends[j]
-                j += 1
-                continue
-            gap_end = starts[j] if j < n else math.inf
-            take = min(gap_end - cur, remaining)
-            new_s.append(cur)
-            new_e.append(cur + take)
-            remaining -= take
-            cur += take
-        # merge the new pieces into [k, j) of the existing intervals
-        ms: list[float] = []
-        me: list[float] = []
-        a, b = k, 0
-        while a < j or b < len(new_s):
-            if b >= len(new_s) or (a < j and starts[a] <= new_s[b]):
-                s0, e0 = starts[a], ends[a]
-                a += 1
-            else:
-                s0, e0 = new_s[b], new_e[b]
-                b += 1
-            if me and s0 <= me[-1] + 1e-9:
-                if e0 > me[-1]:
-                    me[-1] = e0
-            else:
-                ms.append(s0)
-                me.append(e0)
-        starts[k:j] = ms
-        ends[k:j] = me
-        return cur
-
-
 class _Resource:
     __slots__ = ("key", "order", "head", "free_t", "window", "version", "last", "blocked", "first_start", "last_end")
 
@@ -705,6 +650,60 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     return est
 
 
+class _Flow:
+    """One DMA transfer's data phase in the fluid model of the DMA data path."""
+
+    __slots__ = ("i", "core", "dom", "rem", "cap", "h", "rate", "t0", "start", "version", "cost")
+
+    def __init__(self, i: int, core: int, dom: int, nbytes: float, cap: float, h: float, cost: float) -> None:
+        self.i = i
+        self.core = core
+        self.dom = dom
+        self.rem = float(nbytes)
+        self.cap = cap
+        self.h = h
+        self.rate = 0.0
+        self.t0 = 0.0
+        self.start = 0.0
+        self.version = 0
+        self.cost = cost  # > 0: fixed-duration record (collectives etc.), not sharing bandwidth
+
+
+def _waterfill(flows: list[_Flow], pipe_cap: float, hbm_cap: float) -> None:
+    """Max-min fair rates (bytes/ns): the flows of a core share its DMA data path, each capped by its own
+    descriptor-limited rate; if the HBM domain (shared by its cores) is then oversubscribed, the flows that
+    touch HBM slow down in proportion."""
+    by_core: dict[int, list[_Flow]] = {}
+    for f in flows:
+        if f.cost <= 0:
+            by_core.setdefault(f.core, []).append(f)
+        else:
+            f.rate = 0.0
+    hbm_used = 0.0
+    for fl in by_core.values():
+        if len(fl) == 1:
+            f = fl[0]
+            f.rate = f.cap if f.cap < pipe_cap else pipe_cap
+        else:
+            fl.sort(key=lambda f: f.cap)
+            left = pipe_cap
+            k = len(fl)
+            for f in fl:
+                share = left / k
+                r = f.cap if f.cap < share else share
+                f.rate = r
+                left -= r
+                k -= 1
+        for f in fl:
+            hbm_used += f.rate * f.h
+    if hbm_used > hbm_cap > 0:
+        scale = hbm_cap / hbm_used
+        for fl in by_core.values():
+            for f in fl:
+                if f.h > 0:
+                    f.rate *= scale
+
+
 def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None) -> Estimate:
     from ..isa.tensor_engine import loadstationary_ns
 
@@ -718,53 +717,44 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
     ready = [0.0] * total_nodes
     bind = [-1] * total_nodes
     bind_kind = [-1] * total_nodes
-    start = [0.0] * n
     end = [0.0] * total_nodes
     done = [0.0] * total_nodes
     issue_t = [0.0] * n
     scheduled = [False] * total_nodes
     res_of: list[_Resource] = [None] * n  # type: ignore[list-item]
-    pos_in: list[int] = [0] * n
-    prev_on_res = [-1] * n
     crit = [-1] * n  # the node whose completion (or occupancy) fixed each instruction's start
 
-    # ---- resources
+    # ---- resources: one per (core, engine) and per (core, DMA queue)
     resources: dict[tuple, _Resource] = {}
     win = max(1, int(arch.reorder_window))
     cores = set()
     for i, ins in enumerate(stream):
         cores.add(ins.core)
-        if ins.engine == Engine.DMA:
-            key = (ins.core, "DMA", g.queue_of[i])
-            w = win
-        else:
-            key = (ins.core, ins.engine)
-            w = win
+        key = (ins.core, "DMA", g.queue_of[i]) if ins.engine == Engine.DMA else (ins.core, ins.engine)
         r = resources.get(key)
         if r is None:
-            r = resources[key] = _Resource(key, w)
-        pos_in[i] = len(r.order)
+            r = resources[key] = _Resource(key, win)
         r.order.append(i)
         res_of[i] = r
 
-    clocks = arch.clock_ghz
     latency = {e: arch.latency_ns(e) for e in COMPUTE_ENGINES}
     sem = arch.semaphore_ns
     ppe = max(1, arch.dma_partitions_per_engine)
     neng = max(1, arch.dma_engines)
     bw_eng = arch.dma_bytes_per_ns_per_engine
+    pipe_cap = bw_eng * neng
     fixed = arch.dma_fixed_ns
     issue_ns = arch.dma_issue_ns
     hbm_dom = max(1, arch.hbm_cores_per_domain)
-    hbm_bw = arch.hbm_bytes_per_ns * hbm_dom
+    hbm_cap = arch.hbm_bytes_per_ns * hbm_dom
     n_issuers = max(1, int(arch.dma_issuers))
-    lane_free: dict[tuple, float] = {}
-    lane_last: dict[tuple, int] = {}
-    issuer_last: dict[tuple, int] = {}
-    core_lanes: dict[int, dict[tuple, float]] = {}
-    pipe_cal: dict[int, _Calendar] = {}
-    hbm_cal: dict[int, _Calendar] = {}
     issuer_free: dict[tuple, float] = {}
+    issuer_last: dict[tuple, int] = {}
+    qwait: dict[tuple, deque] = {}  # per DMA queue: issued transfers waiting for their turn
+    qbusy: dict[tuple, bool] = {}
+    qlast: dict[tuple, int] = {}
+    flows_by_dom: dict[int, list[_Flow]] = {}
+    flow_of: dict[int, _Flow] = {}
     last_stationary: dict[int, Any] = {}
     barrier_groups: dict[tuple, list[int]] = {}
     barrier_count: dict[tuple, int] = {}
@@ -787,8 +777,15 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
     flops = pe_flops = 0
     timings: list[Timed] = [None] * n  # type: ignore[list-item]
 
-    heap: list[tuple[float, int, int, tuple]] = []
-    dirty: set = set()
+    # heap items: (time, priority, tie, a, b); priority 0 = DMA completion, 1 = DMA data start, 2 = instruction
+    heap: list[tuple] = []
+    flow_done: set[int] = set()
+    seq = [0]
+    dirty: dict = {}
+
+    def push_event(t: float, prio: int, a: Any, b: Any) -> None:
+        seq[0] += 1
+        heapq.heappush(heap, (t, prio, seq[0], a, b))
 
     def candidate(r: _Resource) -> None:
         """Push the resource's best next instruction (earliest possible start, then program order)."""
@@ -809,31 +806,33 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
             if t < best_t:
                 best_t, best_i = t, i
         if best_i >= 0:
-            heapq.heappush(heap, (best_t, best_i, r.version, r.key))
+            heapq.heappush(heap, (best_t, 2, best_i, r.version, r.key))
 
-    def dep_time(p: int, kind: int, child_engine: str) -> float:
-        if kind == RAW or kind == WAW:
-            if p >= n:
-                return end[p]
-            t = done[p]
-            if sem and stream[p].engine != child_engine:
-                t += sem
-            return t
-        return end[p]
+    eng_of = [ins.engine for ins in stream]
+    key_of = [r.key for r in res_of]
 
     def finish_node(p: int) -> None:
-        """Propagate a scheduled node's times to its children (virtual nodes are resolved at once)."""
+        """Propagate a finished node's times to its children (virtual nodes are resolved at once).
+        Read-after-write and write-after-write wait for the producer's result (`done`), the other kinds for
+        its end (reader finished, same-engine order, buffer released)."""
         stack = [p]
         while stack:
             q = stack.pop()
+            t_done = done[q]
+            t_end = end[q]
+            eq = eng_of[q] if q < n else ""
             for c, kind in children[q]:
-                ce = stream[c].engine if c < n else ""
-                t = dep_time(q, kind, ce)
-                if t > ready[c] or bind[c] < 0:
-                    if t >= ready[c]:
+                if kind == RAW or kind == WAW:
+                    t = t_done
+                    if sem and c < n and eng_of[c] != eq:
+                        t += sem
+                else:
+                    t = t_end
+                if t >= ready[c] or bind[c] < 0:
+                    if t > ready[c]:
                         ready[c] = t
-                        bind[c] = q
-                        bind_kind[c] = kind
+                    bind[c] = q
+                    bind_kind[c] = kind
                 pending[c] -= 1
                 if pending[c] == 0:
                     if c >= n:
@@ -841,9 +840,8 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
                         end[c] = done[c] = ready[c]
                         stack.append(c)
                     else:
-                        dirty.add(res_of[c].key)
+                        dirty[key_of[c]] = None
 
-    # virtual nodes without deps (release of a never-touched storage) resolve immediately
     for v in range(n, total_nodes):
         if pending[v] == 0:
             scheduled[v] = True
@@ -858,7 +856,7 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         gap = st - r.free_t
         if gap <= 1e-9:
             return
-        eng = r.key[1] if r.key[1] != "DMA" else "DMA"
+        eng = r.key[1]
         b = bind[i]
         if b >= 0 and ready[i] > r.free_t + 1e-9:
             kind = bind_kind[i]
@@ -877,32 +875,17 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         d = idle.setdefault(eng, {})
         d[key] = d.get(key, 0.0) + gap
 
-    def run_dma(i: int, ins: Instruction, r: _Resource, t0: float) -> tuple[float, float, float]:
+    # ------------------------------------------------------------------ DMA subsystem
+    def dma_flow(i: int, ins: Instruction) -> _Flow:
+        """Bytes and rate cap of a transfer: the engines serving its SBUF-side partitions each handle their
+        partitions' descriptors at max~(dma_descriptor_ns, descriptor bytes / engine bandwidth)."""
         core = ins.core
-        q = g.queue_of[i]
         attrs = ins.attrs
-        nbytes = int(attrs.get("bytes", 0) or (ins.writes[0].nbytes if ins.writes else 0))
-        # issuer (descriptor generation / trigger), serialised per issuer
-        qidx = q[-1] if q and q[-1].isdigit() else "0"
-        ikey = (core, _issuer_of(q), int(qidx) % n_issuers)
-        ifree = issuer_free.get(ikey, 0.0)
-        crit[i] = bind[i] if ready[i] >= ifree else issuer_last.get(ikey, -1)
-        t_issue = max(t0, ifree)
-        issuer_free[ikey] = t_issue + issue_ns
-        issuer_last[ikey] = i
-        earliest = t_issue + max(fixed, issue_ns)
-        lkey = (core, q)
-        lane = lane_free.get(lkey, 0.0)
-        if lane > earliest:
-            crit[i] = lane_last.get(lkey, crit[i])
-        lane_last[lkey] = i
+        dom = core // hbm_dom
         if not _is_plain_dma(ins):
             cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
-            st = max(t_issue, lane)
-            en = st + cost
-            lane_free[lkey] = en
-            return t_issue, st, en
-        # engines serving the SBUF-side partitions
+            return _Flow(i, core, dom, 0.0, math.inf, 0.0, max(cost, 1e-9))
+        nbytes = float(attrs.get("bytes", 0) or (ins.writes[0].nbytes if ins.writes else 0))
         sb = None
         for a in ins.writes:
             if a.storage.buffer.on_chip:
@@ -919,170 +902,212 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
             p_hi = min(p_lo + max(1, sb.p_hi - sb.p_lo), 128)
         else:
             p_lo, p_hi = 0, min(parts, 128)
-        e_lo = p_lo // ppe
-        e_hi = min(neng, (p_hi - 1) // ppe + 1)
-        n_used = max(1, e_hi - e_lo)
+        n_used = max(1, min(neng, (p_hi - 1) // ppe + 1) - p_lo // ppe)
         parts_eng = min(ppe, max(1, math.ceil(parts / n_used)))
-        bpp = nbytes / max(1, parts)
+        bpp = nbytes / parts
         desc = float(attrs.get("desc_bytes") or bpp)
         desc = min(desc, bpp) if bpp > 0 else desc
         ndesc_pp = max(1, math.ceil(bpp / desc)) if desc > 0 else 1
-        t_desc = dma_descriptor_ns(arch, desc)
-        eff_mult = 1.0
+        floor = parts_eng * ndesc_pp * dma_descriptor_ns(arch, desc)
         if attrs.get("transpose"):
-            eff_mult = max(arch.dma_transpose_efficiency, 1e-3)
-        floor = parts_eng * ndesc_pp * t_desc / eff_mult
-        st = earliest if earliest > lane else lane
-        # Transfers of other queues in flight share the data path round-robin (processor sharing): this one
-        # finishes no later than its fair share allows, and its bytes are booked on the path's calendar so
-        # that the aggregate bandwidth is conserved.
-        lanes = core_lanes.setdefault(core, {})
-        active = 1
-        for k2, t2 in lanes.items():
-            if t2 > st and k2 != lkey:
-                active += 1
-        work = nbytes / (bw_eng * neng) / eff_mult
-        cal = pipe_cal.get(core)
-        if cal is None:
-            cal = pipe_cal[core] = _Calendar()
-        cal.prune(t0)
-        en = min(cal.alloc(st, work), st + work * active)
+            floor /= max(arch.dma_transpose_efficiency, 1e-3)
+        cap = nbytes / floor if floor > 0 else math.inf
         direction = attrs.get("direction", "")
-        if "hbm" in direction:
-            hb = nbytes * direction.count("hbm")
-            dom = core // hbm_dom
-            hc = hbm_cal.get(dom)
-            if hc is None:
-                hc = hbm_cal[dom] = _Calendar()
-            hc.prune(t0)
-            hw = hb / hbm_bw
-            he = min(hc.alloc(st, hw), st + hw * active)
-            if he > en:
-                en = he
-        if st + floor > en:
-            en = st + floor
-        lane_free[lkey] = en
-        lanes[lkey] = en
-        return t_issue, st, en
+        h = float(direction.count("hbm")) if "hbm" in direction else 0.0
+        return _Flow(i, core, dom, nbytes, cap, h, 0.0)
+
+    def reflow(dom: int, t: float) -> None:
+        """Advance the domain's transfers to time t, recompute fair rates, reschedule their completions."""
+        fl = flows_by_dom.get(dom)
+        if not fl:
+            return
+        for f in fl:
+            if f.cost <= 0:
+                f.rem -= f.rate * (t - f.t0)
+                if f.rem < 0:
+                    f.rem = 0.0
+            f.t0 = t
+        _waterfill(fl, pipe_cap, hbm_cap)
+        for f in fl:
+            if f.cost > 0:
+                continue
+            f.version += 1
+            te = t + (f.rem / f.rate if f.rate > 0 else (0.0 if f.rem <= 0 else math.inf))
+            if te < math.inf:
+                push_event(te, 0, f, f.version)
+
+    def start_flow(i: int, t: float) -> None:
+        f = flow_of[i]
+        f.start = t
+        f.t0 = t
+        fl = flows_by_dom.setdefault(f.dom, [])
+        fl.append(f)
+        if f.cost > 0:
+            push_event(t + f.cost, 0, f, f.version)
+        else:
+            reflow(f.dom, t)
+
+    def issue_dma(i: int, ins: Instruction, r: _Resource, t0: float) -> None:
+        core = ins.core
+        q = g.queue_of[i]
+        qidx = q[-1] if q and q[-1].isdigit() else "0"
+        ikey = (core, _issuer_of(q), int(qidx) % n_issuers)
+        ifree = issuer_free.get(ikey, 0.0)
+        crit[i] = bind[i] if ready[i] >= ifree else issuer_last.get(ikey, -1)
+        t_issue = max(t0, ifree)
+        issuer_free[ikey] = t_issue + issue_ns
+        issuer_last[ikey] = i
+        issue_t[i] = t_issue
+        flow_of[i] = dma_flow(i, ins)
+        qk = (core, q)
+        earliest = t_issue + max(fixed, issue_ns)
+        if qbusy.get(qk):
+            qwait.setdefault(qk, deque()).append(i)
+        else:
+            qbusy[qk] = True
+            qlast[qk] = i
+            push_event(earliest, 1, i, 0)
+
+    def complete_flow(f: _Flow, t: float) -> None:
+        i = f.i
+        fl = flows_by_dom[f.dom]
+        fl.remove(f)
+        if f.cost <= 0:
+            reflow(f.dom, t)
+        ins = stream[i]
+        st = f.start
+        timings[i] = Timed(st, t, timings[i].wait_on, timings[i].wait_ns, g.queue_of[i], t, issue_t[i],
+                           timings[i].reason)
+        end[i] = done[i] = t
+        dma_intervals.setdefault(ins.core, []).append((st, t))
+        qk = (ins.core, g.queue_of[i])
+        w = qwait.get(qk)
+        if w:
+            j = w.popleft()
+            qlast[qk] = j
+            crit[j] = i if t > issue_t[j] + max(fixed, issue_ns) else crit[j]
+            push_event(max(t, issue_t[j] + max(fixed, issue_ns)), 1, j, 0)
+        else:
+            qbusy[qk] = False
+        finish_node(i)
 
     # ------------------------------------------------------------------ main loop
     while heap or dirty:
         if dirty:
-            for key in sorted(dirty, key=repr):
-                candidate(resources[key])
+            keys = list(dirty)
             dirty.clear()
+            for key in keys:
+                candidate(resources[key])
             continue
-        t, i, ver, key = heapq.heappop(heap)
+        item = heapq.heappop(heap)
+        t, prio = item[0], item[1]
+        if prio == 0:
+            f, ver = item[3], item[4]
+            if ver != f.version or f.i in flow_done:
+                continue
+            flow_done.add(f.i)
+            complete_flow(f, t)
+            continue
+        if prio == 1:
+            start_flow(item[3], t)
+            continue
+        i, ver, key = item[2], item[3], item[4]
         r = resources[key]
         if ver != r.version or scheduled[i] or r.blocked:
             continue
         ins = stream[i]
         eng = ins.engine
         st0 = ready[i] if ready[i] > r.free_t else r.free_t
+        waited = ready[i] > r.free_t + 1e-9 and bind[i] >= 0
+        w_on = bind[i] if waited else -1
+        if w_on >= n:
+            w2 = bind[w_on]
+            w_on = w2 if 0 <= w2 < n else -1
+        reason = KIND_NAMES.get(bind_kind[i], "") if waited else ""
+        wait_ns = max(0.0, ready[i] - r.free_t) if waited else 0.0
         if eng == Engine.DMA:
-            t_issue, st, en = run_dma(i, ins, r, st0)
-            dn = en
-            issue_t[i] = t_issue
+            scheduled[i] = True
+            timings[i] = Timed(st0, st0, w_on, wait_ns, g.queue_of[i], st0, st0, reason)
+            issue_dma(i, ins, r, st0)
             nbytes = int(ins.attrs.get("bytes", 0) or 0)
             dma_bytes += nbytes
             direction = ins.attrs.get("direction", "")
             if "hbm" in direction:
                 hbm_bytes += nbytes
-            dma_intervals.setdefault(ins.core, []).append((st, en))
-            r.free_t = t_issue  # queue order is kept by the per-engine lanes
-        else:
-            cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
-            if eng == Engine.TENSOR and ins.attrs.get("M") is not None:
-                sa = ins.reads[0] if ins.reads else None
-                sid = (sa.storage.id, sa.p_lo, sa.p_hi, sa.f_lo, sa.f_hi) if sa is not None else None
-                prev = last_stationary.get(ins.core)
-                if sid is None or sid != prev:
-                    ls = loadstationary_ns(ins, arch)
-                    if ls > cost:
-                        cost = ls
-                last_stationary[ins.core] = sid
-                pe_flops += ins.flops
-                if not ins.attrs.get("transpose"):
-                    flops += ins.flops
-            st = st0
-            if i in barrier_of:
-                gk = barrier_of[i]
-                arr = barrier_arrived.setdefault(gk, [])
-                arr.append((i, st))
-                scheduled[i] = True
-                start[i] = st
-                record_idle(r, i, st)
-                r.blocked = True
-                r.version += 1
-                members = barrier_groups[gk]
-                if len(arr) < len(members):
-                    continue
-                t_all = max(a[1] for a in arr)
-                for j, sj in arr:
-                    rj = res_of[j]
-                    cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
-                    end[j] = t_all + cj
-                    done[j] = end[j]
-                    timings[j] = Timed(sj, end[j], -1, t_all - sj, "", reason="barrier")
-                    busy[stream[j].engine] = busy.get(stream[j].engine, 0.0) + (end[j] - sj)
-                    rj.blocked = False
-                    rj.free_t = end[j]
-                    rj.last_end = max(rj.last_end, end[j])
-                    prev_on_res[j] = rj.last
-                    rj.last = j
-                    while rj.head < len(rj.order) and scheduled[rj.order[rj.head]]:
-                        rj.head += 1
-                    finish_node(j)
-                    candidate(rj)
-                continue
-            en = st + cost
-            dn = en + latency.get(eng, 0.0)
-            busy[eng] = busy.get(eng, 0.0) + cost
+            r.free_t = issue_t[i]
+            r.last = i
+            while r.head < len(r.order) and scheduled[r.order[r.head]]:
+                r.head += 1
+            dirty[key] = None
+            continue
+        cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
+        if eng == Engine.TENSOR and ins.attrs.get("M") is not None:
+            sa = ins.reads[0] if ins.reads else None
+            sid = (sa.storage.id, sa.p_lo, sa.p_hi, sa.f_lo, sa.f_hi) if sa is not None else None
+            if sid is None or sid != last_stationary.get(ins.core):
+                ls = loadstationary_ns(ins, arch)
+                if ls > cost:
+                    cost = ls
+            last_stationary[ins.core] = sid
+            pe_flops += ins.flops
+            if not ins.attrs.get("transpose"):
+                flops += ins.flops
+        st = st0
         record_idle(r, i, st)
-        if r.first_start < 0:
-            r.first_start = st
-        waited = ready[i] > r.free_t + 1e-9 and bind[i] >= 0
-        w_on = bind[i] if waited else -1
-        if eng != Engine.DMA:
-            crit[i] = bind[i] if waited else r.last
-        if w_on >= n:
-            w2 = bind[w_on]
-            w_on = w2 if 0 <= w2 < n else -1
-        timings[i] = Timed(
-            st,
-            en,
-            w_on,
-            max(0.0, ready[i] - r.free_t) if waited else 0.0,
-            g.queue_of[i],
-            dn,
-            issue_t[i] if eng == Engine.DMA else st,
-            KIND_NAMES.get(bind_kind[i], "") if waited else "",
-        )
-        start[i] = st
+        if i in barrier_of:
+            gk = barrier_of[i]
+            arr = barrier_arrived.setdefault(gk, [])
+            arr.append((i, st))
+            scheduled[i] = True
+            r.blocked = True
+            r.version += 1
+            if len(arr) < len(barrier_groups[gk]):
+                continue
+            t_all = max(a[1] for a in arr)
+            for j, sj in arr:
+                rj = res_of[j]
+                cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
+                end[j] = done[j] = t_all + cj
+                timings[j] = Timed(sj, end[j], -1, t_all - sj, "", reason="barrier")
+                busy[stream[j].engine] = busy.get(stream[j].engine, 0.0) + (end[j] - sj)
+                rj.blocked = False
+                rj.free_t = end[j]
+                rj.last_end = max(rj.last_end, end[j])
+                crit[j] = rj.last
+                rj.last = j
+                while rj.head < len(rj.order) and scheduled[rj.order[rj.head]]:
+                    rj.head += 1
+                finish_node(j)
+                dirty[rj.key] = None
+            continue
+        en = st + cost
+        dn = en + latency.get(eng, 0.0)
+        busy[eng] = busy.get(eng, 0.0) + cost
+        crit[i] = bind[i] if waited else r.last
+        timings[i] = Timed(st, en, w_on, wait_ns, "", dn, st, reason)
         end[i] = en
         done[i] = dn
         scheduled[i] = True
-        if eng != Engine.DMA:
-            r.free_t = en
+        r.free_t = en
         r.last_end = max(r.last_end, en)
-        prev_on_res[i] = r.last
         r.last = i
         while r.head < len(r.order) and scheduled[r.order[r.head]]:
             r.head += 1
         finish_node(i)
-        dirty.add(key)
+        dirty[key] = None
 
     # anything left (a barrier whose partners never arrived, a dependency cycle): finish in program order
     for i in range(n):
-        if timings[i] is None:
-            st = max(ready[i], res_of[i].free_t)
+        if timings[i] is None or (stream[i].engine == Engine.DMA and i not in flow_done):
+            r = res_of[i]
+            st = max(ready[i], r.free_t)
             cost = stream[i].spec.cost(stream[i], arch) if stream[i].spec is not None else 0.0
             timings[i] = Timed(st, st + cost, -1, 0.0, g.queue_of[i])
             end[i] = done[i] = st + cost
-            res_of[i].free_t = st + cost
-            res_of[i].last_end = max(res_of[i].last_end, st + cost)
+            r.free_t = st + cost
+            r.last_end = max(r.last_end, st + cost)
 
-    total = max((t.done for t in timings), default=0.0) + arch.launch_overhead_ns if n else 0.0
+    total = (max((t.done for t in timings), default=0.0) + arch.launch_overhead_ns) if n else 0.0
     # tail idle: engines that finished early wait for the kernel's end
     for r in resources.values():
         if r.key[1] == "DMA" or not r.order:
@@ -1095,13 +1120,13 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
     for ivs in dma_intervals.values():
         ivs.sort()
         cs, ce = -1.0, -1.0
-        for s, e in ivs:
-            if s > ce:
+        for s0, e0 in ivs:
+            if s0 > ce:
                 if ce > cs:
                     dma_active += ce - cs
-                cs, ce = s, e
-            elif e > ce:
-                ce = e
+                cs, ce = s0, e0
+            elif e0 > ce:
+                ce = e0
         if ce > cs:
             dma_active += ce - cs
     if dma_intervals:

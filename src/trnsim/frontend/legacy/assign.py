@@ -178,16 +178,30 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         _check_shapes(dst, src.shape, loc)
         if run.numerics:
             vals = src.read_fp32().reshape(dst.shape)
-            prev = dst.read_fp32()
-            written = dst.wmask != 0 if dst.index is None else (dst.wmask[dst.index] != 0)
-            dst.write(np.where(written, prev + vals, vals), state=WRITTEN | ACC_OPEN)
+            out = dst.direct_fp32()
+            if out is not None and (dst.mem.full or dst.is_initialized()):
+                np.add(out, vals, out=out)  # every element already holds a value: accumulate in place
+                dst.mark_written(WRITTEN | ACC_OPEN)
+            else:
+                prev = dst.read_fp32()
+                written = dst.wmask != 0 if dst.index is None else (dst.wmask[dst.index] != 0)
+                dst.write(np.where(written, prev + vals, vals), state=WRITTEN | ACC_OPEN)
         run.retarget(prod, 0, Access(dst, accumulate=True, keep_tensor=run.check_races and bool(run.loops)))
         value.producer = None
     else:
         cur = base[key] if len(key) else base
         fn = getattr(nl, opname)
-        res = fn(cur, value)
-        assign(base, key, res)
+        # `t[...] += x` / `t[...] *= x` is an associative reduction: inside affine_range it is not a loop-carried
+        # dependency (only other, non-accumulating accesses of t in other iterations are).
+        accumulating = opname in ("add", "multiply") and run.check_races and bool(run.loops)
+        if accumulating:
+            run.extra["accumulate_into"] = base.storage
+        try:
+            res = fn(cur, value)
+            assign(base, key, res)
+        finally:
+            if accumulating:
+                run.extra.pop("accumulate_into", None)
     return _mark_done(base, key)
 
 

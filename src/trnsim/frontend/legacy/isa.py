@@ -141,7 +141,9 @@ def nc_matmul(
     out_dt = _dt.float32
     if is_transpose:
         out_dt = s.dtype
-    tile, dst = result_tile((s.free_size, m.free_size), out_dt, buffer=PSUM)
+    if "double_row" in str(perf_mode or "") and len(s.shape) >= 3 and len(m.shape) >= 3:
+        return _double_row_matmul(s, m, perf_mode, loc)
+    tile, dst = result_tile((s.free_size, m.free_size), out_dt, buffer=PSUM, overwritten=True)
     tile.producer = _te.nc_matmul(
         dst,
         s,
@@ -154,6 +156,35 @@ def nc_matmul(
         loc=loc,
         api="nisa.nc_matmul",
     )
+    tile.raw = None
+    return tile
+
+
+def _double_row_matmul(s: Tensor, m: Tensor, perf_mode: Any, loc: Any) -> LegacyTensor:
+    """perf_mode=double_row with [K, 2, M] / [K, 2, N] operands: the contraction runs over the partitions and the
+    size-2 first free dim (K*2 rows), each PE row holding an fp8 pair; result [M, N] in PSUM."""
+    if s.shape[1] != 2 or m.shape[1] != 2:
+        raise NkiValidationError(
+            f"nisa.nc_matmul: perf_mode={perf_mode} with 3-D operands needs stationary [K, 2, M] and moving "
+            f"[K, 2, N] tiles (first free dim 2), got {tuple(s.shape)} and {tuple(m.shape)}",
+            code="err_shape_mismatch",
+            values={"stationary": tuple(s.shape), "moving": tuple(m.shape)},
+            loc=loc,
+        )
+    def half(t: Tensor, h: int) -> Tensor:  # t[:, h] as a [K, F] tile (gathered views select their index arrays)
+        if t.index is not None:
+            idx = tuple(np.take(np.broadcast_to(i, t.shape), h, axis=1).reshape(t.shape[0], -1) for i in t.index)
+            return t.indirect(idx)
+        v = t.basic_view((slice(None), h))
+        return v.reshaped((v.shape[0], v.free_size))
+
+    halves = [(half(s, h), half(m, h)) for h in range(2)]
+    tile, dst = result_tile((halves[0][0].free_size, halves[0][1].free_size), _dt.float32, buffer=PSUM)
+    for h, (sh, mh) in enumerate(halves):
+        # `t[...] (+)= result` retargets the second instruction and writes the full (two-half) value into t
+        tile.producer = _te.nc_matmul(
+            dst, sh, mh, accumulate=h > 0, perf_mode=perf_mode, loc=loc, api="nisa.nc_matmul"
+        )
     tile.raw = None
     return tile
 
@@ -171,7 +202,7 @@ def nc_transpose(
     if eng is None:
         eng = "vector" if (p <= 32 and f <= 32) else "tensor"
     if eng == "tensor":
-        tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM)
+        tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True)
         tile.producer = _te.nc_transpose_pe(dst, d, loc=loc, api="nisa.nc_transpose")
     else:
         tile, dst = result_tile((f, p), dtype or d.dtype)
@@ -198,7 +229,7 @@ def activation(
     minfo = mask_info(mask)
     d = operand(data, minfo)
     _hbm_error("activation", "data", d, loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, overwritten=True)
     rr = _dst_arg(reduce_res, _part_minfo(minfo), "activation", "reduce_res", loc) if reduce_res is not None else None
     tile.producer = _se.activation(
         dst,
@@ -251,7 +282,7 @@ def tensor_tensor(
     a, b = operand(data1, minfo), operand(data2, minfo)
     _hbm_error("tensor_tensor", "data1", a, loc)
     _hbm_error("tensor_tensor", "data2", b, loc)
-    tile, dst = result_tile(tuple(data1.shape), dtype or default_binary_dtype(a, b), minfo)
+    tile, dst = result_tile(tuple(data1.shape), dtype or default_binary_dtype(a, b), minfo, overwritten=True)
     tile.producer = _ve.tensor_tensor(dst, a, b, op, engine=_engine_name(engine), loc=loc, api="nisa.tensor_tensor")
     return tile
 
@@ -343,7 +374,7 @@ def tensor_copy(
     minfo = mask_info(mask)
     s = operand(src, minfo)
     _hbm_error("tensor_copy", "src", s, loc)
-    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo)
+    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo, overwritten=True)
     tile.producer = _ve.tensor_copy(dst, s, engine=_engine_name(engine), loc=loc, api="nisa.tensor_copy")
     return tile
 
@@ -365,7 +396,7 @@ def memset(
     """New SBUF tile of `shape` filled with `value` (the first dimension is the partition dimension)."""
     loc = caller_location()
     minfo = mask_info(mask)
-    tile, dst = result_tile(tuple(int(s) for s in shape), dtype, minfo)
+    tile, dst = result_tile(tuple(int(s) for s in shape), dtype, minfo, overwritten=True)
     tile.producer = _ve.memset(dst, value, engine=_engine_name(engine), loc=loc, api="nisa.memset")
     return tile
 

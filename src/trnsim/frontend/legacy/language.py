@@ -28,6 +28,7 @@ from .lowering import (
     is_tensorish,
     mask_info,
     operand,
+    pad_rank,
     result_tile,
     wrap_masked_apis,
 )
@@ -240,7 +241,7 @@ def load(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
     _require_buffer(src, ("hbm",), "load", "src", loc)
     minfo = mask_info(mask)
     shape = tuple(src.shape)
-    tile, dst = result_tile(shape, dtype or src.dtype, minfo)
+    tile, dst = result_tile(shape, dtype or src.dtype, minfo, overwritten=True)
     s = operand(src, minfo)
     instr = dma.dma_copy(dst, s, loc=loc, api="nl.load")
     tile.producer = instr
@@ -312,7 +313,7 @@ def copy(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
         raise NkiValidationError(
             "nl.copy: source must be on chip (use nl.load for HBM)", code="err_unsupported_memory", loc=loc
         )
-    tile, dst = result_tile(tuple(src.shape), dtype or src.dtype, minfo)
+    tile, dst = result_tile(tuple(src.shape), dtype or src.dtype, minfo, overwritten=True)
     tile.producer = vector_engine.tensor_copy(dst, s, loc=loc, api="nl.copy")
     return tile
 
@@ -400,8 +401,8 @@ def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, defaul
     minfo = mask_info(mask)
     shape = full_shape(x, y)
     out_dt = dtype or default_dtype or default_binary_dtype(x, y)
-    tile, dst = result_tile(shape, out_dt, minfo)
-    xo, yo = operand(x, minfo), operand(y, minfo)
+    tile, dst = result_tile(shape, out_dt, minfo, overwritten=True)
+    xo, yo = pad_rank(operand(x, minfo), len(shape)), pad_rank(operand(y, minfo), len(shape))
     parts = shape[0] if shape else 1
     if is_tensorish(x) and is_tensorish(y):
         x_full = tuple(xo.shape) == tuple(dst.shape)
@@ -488,7 +489,7 @@ def _unary(
             hint="load it with nl.load first",
         )
     minfo = mask_info(mask)
-    tile, dst = result_tile(tuple(x.shape), dtype or default_dtype or x.dtype, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or default_dtype or x.dtype, minfo, overwritten=True)
     xo = operand(x, minfo)
     if engine == "scalar":
         instr = scalar_engine.activation(dst, opname, xo, loc=loc, api=f"nl.{api}")
@@ -692,8 +693,8 @@ def where(condition: Any, x: Any, y: Any, *, dtype: Any = None, mask: Any = None
         default_binary_dtype(*tiles) if len(tiles) == 2 else tiles[0].dtype if tiles else default_binary_dtype(x, y)
     )
     tile, dst = result_tile(shape, out_dt, minfo)
-    c = operand(condition, minfo)
-    xo, yo = operand(x, minfo), operand(y, minfo)
+    c = pad_rank(operand(condition, minfo), len(shape))
+    xo, yo = pad_rank(operand(x, minfo), len(shape)), pad_rank(operand(y, minfo), len(shape))
     tile.producer = vector_engine.select(dst, c, xo, yo, loc=loc, api="nl.where")
     return tile
 

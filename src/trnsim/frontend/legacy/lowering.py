@@ -151,17 +151,30 @@ def full_shape(*xs: Any) -> tuple[int, ...]:
     if all(s == shapes[0] for s in shapes):
         return shapes[0]
     nd = max(len(s) for s in shapes)
-    shapes = [(1,) * (nd - len(s)) + s for s in shapes]
+    # A tile's first dimension is always its partition dimension, so a lower-rank tile (e.g. the [P] result of
+    # nl.sum(x, axis=1)) lines up with the others on the partition axis: it gets trailing size-1 free dims.
+    shapes = [s + (1,) * (nd - len(s)) for s in shapes]
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         raise NkiValidationError(
             f"operand shapes {' and '.join(str(tuple(x.shape)) for x in xs if is_tensorish(x))} cannot be "
-            f"broadcast to a common shape (NumPy broadcasting rules)",
+            f"broadcast to a common shape (NumPy broadcasting rules after aligning the partition dimensions)",
             code="err_shape_mismatch",
             values={"shapes": [tuple(x.shape) for x in xs if is_tensorish(x)]},
             hint="size-1 dimensions broadcast; use keepdims=True on reductions to keep a [P, 1] column",
         ) from None
+
+
+def pad_rank(t: Any, nd: int) -> Any:
+    """A lower-rank tile operand viewed with trailing size-1 free dims up to rank `nd` (partition-aligned, see
+    `full_shape`); other values pass through."""
+    if not isinstance(t, Tensor) or len(t.shape) >= nd:
+        return t
+    extra = (1,) * (nd - len(t.shape))
+    if t.index is not None:
+        return t.indirect(tuple(np.asarray(i).reshape(np.shape(i) + extra) for i in t.index))
+    return t.reshaped(tuple(t.shape) + extra)
 
 
 def result_tile(
@@ -170,9 +183,12 @@ def result_tile(
     minfo: tuple[dict, list] = NO_MASK,
     buffer: Buffer = SBUF,
     name: str = "",
+    overwritten: bool = False,
 ) -> tuple[LegacyTensor, Tensor]:
     """Allocate the full result tile and return (tile, the view instructions should write)."""
-    tile = new_tile(shape, dtypes.normalize(dtype), buffer=buffer, name=name)
+    # `overwritten`: the calling instruction writes the whole (unmasked) tile, see new_tile
+    full = overwritten and not minfo[0] and not minfo[1]
+    tile = new_tile(shape, dtypes.normalize(dtype), buffer=buffer, name=name, overwritten=full)
     ranges, rest = minfo
     if not ranges and not rest:
         return tile, tile

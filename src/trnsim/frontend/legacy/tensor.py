@@ -7,8 +7,10 @@ from typing import Any
 import numpy as np
 
 from ...core import dtypes
+from ...core.context import current
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 from ...core.memory import SBUF, allocate
+from ...core.source import caller_location, name_from_source
 from ...core.tensor import Tensor
 from .indexing import Arange1D, EvaluatedIndex, IndexExpr, Predicate, slice_for
 
@@ -133,6 +135,31 @@ def _check_basic(shape: tuple[int, ...], key: tuple, name: str) -> None:
         dim += 1
 
 
+def _keep_free_dims(t: Tensor, key: tuple) -> tuple:
+    """On-chip tiles keep their rank under integer indexing of a free dimension: `buf[:, i]` of a [P, n] tile is
+    the [P, 1] column i (NKI kernels then write it as `col[:, 0]`); integers on leading block dims (`bufs[i]`) and
+    on HBM tensors drop the dimension as in NumPy."""
+    st = t.storage
+    if not st.buffer.on_chip or t.index is not None or not any(_is_int_key(k) for k in key):
+        return key
+    n_free = len(st.shape) - 1 - len(st.block_shape)
+    p_axis = t.ndim - 1 - n_free
+    if p_axis < 0:
+        return key
+    out = []
+    dim = 0
+    for k in key:
+        if k is None:
+            out.append(k)
+            continue
+        if dim > p_axis and _is_int_key(k):
+            i = int(k) + (t.shape[dim] if int(k) < 0 else 0)
+            k = slice(i, i + 1)
+        out.append(k)
+        dim += 1
+    return tuple(out)
+
+
 class LegacyTensor(Tensor):
     """Tensor handle of the legacy API (HBM parameters, SBUF/PSUM tiles)."""
 
@@ -147,7 +174,7 @@ class LegacyTensor(Tensor):
         if any(isinstance(k, Arange1D) for k in key):
             _check_advanced_key(key, self.storage.name)
         _check_basic(self.shape, key, self.storage.name)
-        return self.basic_view(key)
+        return self.basic_view(_keep_free_dims(self, key))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         from .assign import assign
@@ -155,7 +182,11 @@ class LegacyTensor(Tensor):
         assign(self, key, value)
 
     # ----------------------------------------------------------------- tensor methods
-    def reshape(self, *shape: Any) -> LegacyTensor:
+    def reshape(self, *shape: Any, **kwargs: Any) -> LegacyTensor:
+        if "shape" in kwargs and not shape:  # `t.reshape(shape=(...))`, the keyword form of the NKI API
+            shape = (kwargs.pop("shape"),)
+        if kwargs:
+            raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kwargs)}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if int(np.prod(shape)) != self.size:
@@ -510,6 +541,41 @@ def _slice_values(k: slice, n: int, pos: int, nd: int, ranges: dict | None = Non
     return vals.reshape(tuple(vals.size if a == pos else 1 for a in range(nd)))
 
 
+def _grid_layout(key: tuple, nd: int) -> list[int] | None:
+    """Result axes (grid axes, in order) of an nl.arange / nl.mgrid subscript when they are not simply range(nd).
+
+    A grid axis that no index expression of the subscript uses carries no data (size 1): it is dropped, so
+    `x[ix, iy]` with `ix, iw, iy = nl.mgrid[0:128, 0:1, 0:N]` is a [128, N] tile, as the NKI tutorials rely on
+    (tiles stay at least 2-D). A size-1 partition index on a later grid axis (`g[i_one, i_f]` with i_one on the
+    last axis) becomes the leading (partition) dimension. Both only move size-1 axes: data order is unchanged."""
+    if nd < 2 or not all(isinstance(k, IndexExpr) or _is_int_key(k) for k in key):
+        return None
+    used = sorted({v.axis for k in key if isinstance(k, IndexExpr) for v in k.terms})
+    if not used:
+        return None
+    keep = list(used)
+    for a in range(nd):
+        if len(keep) >= 2:
+            break
+        if a not in keep:
+            keep.append(a)
+    keep.sort()
+    first = next((k for k in key if isinstance(k, IndexExpr)), None) if isinstance(key[0], IndexExpr) else None
+    sv = first.single_var() if first is not None else None
+    if sv is not None and sv[0].size == 1 and keep[0] != sv[0].axis:
+        keep.remove(sv[0].axis)
+        keep.insert(0, sv[0].axis)
+    return None if keep == list(range(nd)) else keep
+
+
+def _is_int_key(k: Any) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+
+
+def _apply_layout(shape: tuple[int, ...], layout: list[int], nd: int) -> tuple[int, ...]:
+    return tuple(shape[a] for a in layout) + tuple(shape[nd:])
+
+
 def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
     shapes = []
     for k in key:
@@ -521,8 +587,29 @@ def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
     nd = max([len(s) for s in shapes] + [p + 1 for p, _ in slices]) if shapes else 0
     shapes = [tuple(s) + (1,) * (nd - len(s)) for s in shapes]
     shapes += [_slice_values(k, base.shape[p], p, nd).shape for p, k in slices]
-    shp = np.broadcast_shapes(*shapes) if shapes else ()
+    try:
+        shp = np.broadcast_shapes(*shapes) if shapes else ()
+    except ValueError:
+        ranks = sorted({k.ndim for k in key if isinstance(k, _ADVANCED)})
+        mixed = len(ranks) > 1
+        raise NkiIndexError(
+            f"the index expressions of this subscript of '{base.storage.name}' span index grids that do not "
+            f"broadcast together (shapes {', '.join(str(tuple(x)) for x in shapes)})"
+            + (f"; they come from nl.arange / nl.mgrid grids of different rank {ranks}" if mixed else ""),
+            code="err_index_grids_do_not_broadcast",
+            values={"shapes": [tuple(x) for x in shapes], "ranks": ranks},
+            hint=(
+                "trnsim numbers the axes of every index grid from the left, so a 2-D nl.mgrid used next to a 3-D "
+                "one shares its leading axes; build all indices of one subscript (and its mask) from one grid"
+                if mixed
+                else "each nl.arange / nl.mgrid axis is one dimension of the access; two indices on the same axis "
+                "must have the same extent"
+            ),
+        ) from None
     n_index = len([k for k in key if k is not None])
+    layout = _grid_layout(key, nd)
+    if layout is not None:
+        shp = _apply_layout(tuple(shp), layout, nd)
     return tuple(shp) + tuple(base.shape[n_index:])
 
 
@@ -544,13 +631,18 @@ def resolve_access(
 ) -> tuple[Tensor, np.ndarray | None]:
     """Turn `base[key]` into a core view restricted to the mask's box; returns (view, where-or-None).
     With `oob_skip` (dma_copy(oob_mode=skip)) out-of-range tile-valued indices are dropped via `where`."""
+    ck = _resolve_key(base, key, ranges, rest)
+    if ck is not None:
+        rec = _RESOLVED.get(ck)
+        if rec is not None:  # the same subscript of a tile with the same layout resolved before
+            return base.from_recipe(rec), None
     key, own_ranges, own_rest = _operand_mask_ranges(key)
     if own_ranges or own_rest:
         ranges = {**ranges, **own_ranges}
         rest = list(rest) + own_rest
     if not any(isinstance(k, (_ADVANCED, Tensor, LazyAccess)) for k in key):
         _check_basic(base.shape, key, base.storage.name)
-        view = base.basic_view(key)
+        view = base.basic_view(_keep_free_dims(base, key))
         return restrict_tensor(view, ranges), None
     nd = _gather_ndim(key)
     exprs_only = all(not isinstance(k, (Tensor, LazyAccess, EvaluatedIndex, slice)) for k in key)
@@ -566,8 +658,49 @@ def resolve_access(
         if all(s is not None or not isinstance(k, IndexExpr) or not k.terms for s, k in zip(single, key)) and len(
             set(axes)
         ) == len(axes):
-            return _fast_view(base, key, single, nd, ranges), None
+            view = _fast_view(base, key, single, nd, ranges)
+            if ck is not None:
+                rec = base.view_recipe(view)
+                if rec is not None:
+                    if len(_RESOLVED) >= 100_000:
+                        _RESOLVED.clear()
+                    _RESOLVED[ck] = rec
+            return view, None
     return _gather_view(base, key, nd, ranges, rest, oob_skip)
+
+
+#: resolved views of whole tiles by (tile layout, subscript signature, mask box): see `_resolve_key`
+_RESOLVED: dict[tuple, tuple] = {}
+
+
+def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tuple | None:
+    """Cache key of a subscript of a whole tile made only of affine index expressions and ints under a box mask.
+
+    The view such a subscript resolves to (or the error it raises) depends only on the tile's shape and the
+    expressions' structure (variables' axis/start/step/size, coefficients, constants) and the mask box, so the view's
+    position in the storage is cached (`Tensor.view_recipe`) and replayed for later subscripts with the same key,
+    skipping the per-access index analysis. Anything else (slices, tile-valued indices, predicates) is not cached."""
+    if rest or not base.is_whole():
+        return None
+    parts: list[Any] = []
+    for k in key:
+        if isinstance(k, IndexExpr):
+            parts.append(
+                (k.const, k.ndim, tuple([(v.axis, v.start, v.step, v.size, v.ndim, c) for v, c in k.terms.items()]))
+            )
+        elif k is None or type(k) is int:
+            parts.append(k)
+        else:
+            return None
+    arr = base.array
+    return (
+        type(base),
+        arr.shape,
+        arr.dtype,
+        base.wmask is None,
+        tuple(parts),
+        tuple(sorted(ranges.items())) if ranges else (),
+    )
 
 
 def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: dict) -> Tensor:
@@ -612,6 +745,9 @@ def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: di
     new_shape = [arr.shape[sorted_axes.index(a)] if a in sorted_axes else 1 for a in range(nd)]
     new_shape += list(arr.shape[len(var_axes) :])
     del n_expr
+    layout = _grid_layout(key, nd)
+    if layout is not None:
+        new_shape = list(_apply_layout(tuple(new_shape), layout, nd))
     if tuple(new_shape) != arr.shape:
         arr = arr.reshape(new_shape)
         wm = wm.reshape(new_shape) if wm is not None else None
@@ -673,6 +809,10 @@ def _gather_view(
             vals = np.clip(vals, 0, n - 1)
         idx.append(vals)
         dim += 1
+    layout = _grid_layout(key, nd)
+    if layout is not None:  # only size-1 axes move: a reshape of every index array (and of the mask)
+        idx = [v.reshape(_apply_layout(np.broadcast_to(v, box).shape, layout, nd)) for v in idx]
+        where = where.reshape(_apply_layout(where.shape, layout, nd)) if where is not None else None
     return base.indirect(tuple(idx)), where
 
 
@@ -700,11 +840,10 @@ def restrict_tensor(t: Tensor, ranges: dict[int, tuple[int, int]]) -> Tensor:
     return t.basic_view(tuple(key))
 
 
-def new_tile(shape: tuple[int, ...], dtype: Any, buffer=SBUF, name: str = "", pdim: int = 0) -> LegacyTensor:
+def new_tile(
+    shape: tuple[int, ...], dtype: Any, buffer=SBUF, name: str = "", pdim: int = 0, overwritten: bool = False
+) -> LegacyTensor:
     """Allocate a fresh on-chip tile (poisoned), registered with the current run."""
-    from ...core.context import current
-    from ...core.source import caller_location, name_from_source
-
     run = current()
     loc = caller_location(2)
     st, mem, arr, wm = allocate(
@@ -715,7 +854,9 @@ def new_tile(shape: tuple[int, ...], dtype: Any, buffer=SBUF, name: str = "", pd
         name=name or name_from_source(loc),
         loc=loc,
         core=run.core,
-        fill="poison" if run.numerics else "empty",
+        # `overwritten`: the caller's instruction writes every element before anything can read the tile, so
+        # poisoning it first would be wasted work (written-state tracking is unchanged)
+        fill="poison" if run.numerics and not overwritten else "empty",
         track_writes=run.numerics,
     )
     return LegacyTensor(st, mem, arr, wm)
