@@ -176,7 +176,8 @@ def test_estimate_fields_and_report():
     for t in est.timings:
         assert t.end >= t.start >= 0 and t.wait_ns >= 0 and t.done >= t.end
     assert est.flops == 2 * 512 * 256 * 1024 and est.pe_flops == est.flops
-    assert est.hbm_bytes == (512 * 256 + 512 * 1024) * 2 * 2 // 2 + 256 * 1024 * 2 or est.hbm_bytes > 0
+    # lhsT once per m (2 x 4 tiles of 32 KiB), rhs once per (m, n) (4 x 4 tiles of 128 KiB), result stored once
+    assert est.hbm_bytes == est.dma_bytes == (2 * 4 * 32 + 4 * 4 * 128 + 512) * 1024
     assert 0 < est.mfu < 1 and est.hfu == pytest.approx(est.mfu) and 0 < est.mbu < 1
     assert set(est.engine_busy_ns) >= {"Tensor", "Vector", "DMA"}
     assert est.critical_path and est.critical_path[-1] == max(range(n), key=lambda i: est.timings[i].done)

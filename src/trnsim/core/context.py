@@ -46,20 +46,35 @@ class LoopFrame:
 
 
 class _AccessLog:
-    """Boxes touched in one storage, per loop iteration, as growable NumPy arrays (vectorised checks)."""
+    """Boxes touched in one storage, per loop iteration (a list of rows, turned into a NumPy array for vectorised
+    checks only when a conflict is possible, see `may_conflict`)."""
 
-    __slots__ = ("boxes", "n", "accesses", "spans")
+    __slots__ = ("_buf", "_done", "_pending", "n", "accesses", "spans")
 
     def __init__(self) -> None:
-        self.boxes = np.empty((8, 6), dtype=np.int64)  # iteration, kind, p_lo, p_hi, f_lo, f_hi
+        self._buf = np.empty((8, 6), dtype=np.int64)  # rows: iteration, kind, p_lo, p_hi, f_lo, f_hi
+        self._done = 0  # rows of _buf filled
+        self._pending: list[tuple[int, int, int, int, int, int]] = []  # rows logged since (cheap appends)
         self.n = 0
         self.accesses: list[tuple[Access, Any, SourceLoc]] = []
         self.spans: list[tuple[int, int] | None] = [None, None, None]  # per kind: (first, last) iteration logged
 
+    @property
+    def boxes(self) -> np.ndarray:
+        """All logged rows as an [n, 6] array (pending rows are moved into the growable buffer in one go)."""
+        if self._pending:
+            need = self.n
+            if need > len(self._buf):
+                buf = np.empty((max(need, 2 * len(self._buf)), 6), dtype=np.int64)
+                buf[: self._done] = self._buf[: self._done]
+                self._buf = buf
+            self._buf[self._done : need] = self._pending
+            self._done = need
+            self._pending = []
+        return self._buf[: self.n]
+
     def add(self, it: int, kind: int, acc: Access, tensor: Any, loc: SourceLoc) -> None:
-        if self.n == len(self.boxes):
-            self.boxes = np.concatenate([self.boxes, np.empty_like(self.boxes)])
-        self.boxes[self.n] = (it, kind, acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
+        self._pending.append((it, kind, acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi))
         self.n += 1
         self.accesses.append((acc, tensor, loc))
         sp = self.spans[kind]
@@ -176,9 +191,10 @@ class Run:
         """Point an already emitted instruction's write at another region (legacy tile assignment)."""
         instr.writes[index] = access
         if self.check_races and self.loops:
-            probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
-            for frame in self.loops:
-                if frame.kind == "affine":
+            affine = [f for f in self.loops if f.kind == "affine"]
+            if affine:
+                probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
+                for frame in affine:
                     self._check_race(frame, probe)
             access.tensor = None
 

@@ -6,9 +6,8 @@ run's stream. Timing, profiling, liveness and race checks all consume these reco
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -45,20 +45,27 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
     last: dict[tuple[int, int], int] = {}
     unit_bytes: dict[tuple[int, int], int] = {}
     owner: dict[int, Storage] = {}
+    whole_last: dict[int, int] = {}  # storage id -> last position, for on-chip tiles without blocks (one unit)
+    skip: set[int] = set()  # HBM storages
     for pos, ins in enumerate(stream):
         for accs in (ins.reads, ins.writes):
             for acc in accs:
                 st = acc.storage
-                if not st.buffer.on_chip:
-                    continue
                 sid = st.id
-                if st.nblocks <= 1:  # one unit: the whole tile (fast path of the loop below)
+                if sid in whole_last:  # the common case, kept to one dict lookup
+                    whole_last[sid] = pos
+                    continue
+                if sid in skip:
+                    continue
+                if not st.buffer.on_chip:
+                    skip.add(sid)
+                    continue
+                if st.nblocks <= 1:
                     key = (sid, 0)
-                    if key not in first:
-                        first[key] = pos
-                        unit_bytes[key] = st.row_bytes
-                        owner[sid] = st
-                    last[key] = pos
+                    first[key] = pos
+                    unit_bytes[key] = st.row_bytes
+                    owner[sid] = st
+                    whole_last[sid] = pos
                     continue
                 owner[sid] = st
                 for u in _units(acc, st):
@@ -67,6 +74,8 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
                         first[key] = pos
                         unit_bytes[key] = st.block_bytes
                     last[key] = pos
+    for sid, pos in whole_last.items():
+        last[(sid, 0)] = pos
     out: list[UsageTimeline] = []
     n = len(stream)
     groups: dict[tuple[str, int], list[tuple[int, int]]] = {}

@@ -113,6 +113,7 @@ class Storage:
         "core",
         "row_bytes",
         "_base_ptr",
+        "_full_box",
         "nblocks",
         "block_shape",
         "is_param",
@@ -144,6 +145,7 @@ class Storage:
         self.core = core
         self.row_bytes = data.strides[0] if data.ndim else data.itemsize
         self._base_ptr = None  # looked up on first use (the pointer lookup costs about a microsecond)
+        self._full_box = None  # region of the whole data (see Tensor.region)
         self.nblocks = nblocks
         self.block_shape = block_shape
         if not track_writes:

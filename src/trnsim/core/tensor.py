@@ -21,7 +21,7 @@ from .memory import ACC_OPEN, WRITTEN, Buffer, Mem, Storage, region
 class Tensor:
     """A view of (part of) one storage."""
 
-    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "_reg", "__weakref__")
+    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "_reg", "_off", "__weakref__")
 
     def __init__(
         self,
@@ -40,6 +40,7 @@ class Tensor:
         self.producer = None  # instruction that produced this temporary, for write retargeting
         self.raw = None  # fp32 engine values before the final cast, for retargeting
         self._reg = None  # cached region box
+        self._off = None  # byte offset of `array` in the storage's data when known (saves a pointer lookup)
 
     # ----------------------------------------------------------------- basic properties
     @property
@@ -163,6 +164,7 @@ class Tensor:
                 wm.flags.writeable = False
         t = cls.__new__(cls)
         Tensor.__init__(t, self.storage, mem, arr, wm)
+        t._off = off
         return t
 
     # ----------------------------------------------------------------- data access
@@ -197,7 +199,9 @@ class Tensor:
         if arr is data:
             return sh
         item = data.itemsize
-        off = arr.__array_interface__["data"][0] - self.storage.base_ptr
+        off = self._off
+        if off is None:
+            off = arr.__array_interface__["data"][0] - self.storage.base_ptr
         return np.ndarray(
             arr.shape, np.float32, sh, (off // item) * 4, tuple(st // item * 4 for st in arr.strides)
         )
@@ -297,10 +301,13 @@ class Tensor:
         if r is None:
             if self.index is not None:
                 r = _index_region(self.array, self.index, self.storage)
-            elif self.array is self.mem.data:
-                r = region(self.array, self.storage, 0)  # the whole storage: no pointer lookup
+            elif self.array is self.mem.data:  # the whole storage: its box is computed once
+                st = self.storage
+                r = st._full_box
+                if r is None:
+                    r = st._full_box = region(self.array, st, 0)
             else:
-                r = region(self.array, self.storage)
+                r = region(self.array, self.storage, self._off)  # (_off None: looked up from the data pointer)
             self._reg = r
         return r
 

@@ -54,7 +54,7 @@ class Arch:
     #: minimum time one DMA engine spends on one descriptor (one contiguous chunk, usually one partition row)
     dma_descriptor_ns: float = 107.0
     #: sharpness of the max(descriptor time, bytes / bandwidth) knee (a soft maximum, p-norm exponent)
-    dma_knee: float = 4.0
+    dma_knee: float = 5.0
     #: partitions served by one DMA engine (128 partitions / 16 engines)
     dma_partitions_per_engine: int = 8
     #: time the issuing sequencer / descriptor generator spends per DMA instruction (serialised per issuer)

@@ -12,12 +12,15 @@ Model (every number comes from the target's `Arch`, see timing/archs/*.json):
 * Buffer rotation: on-chip tiles allocated at one source line share a ring of physical buffers (live
   instances x `buffer_rotation`, fewer when SBUF / PSUM would overflow); the first access of a tile waits until
   every use of the tile that previously held its buffer is done.
-* DMA: each DMA statement gets a queue (per issuing engine, `dma_queues` of them, by source line). A transfer
-  is triggered by its issuer (`dma_issue_ns` each, serialised), starts moving data `dma_fixed_ns` after the
-  trigger, and occupies the DMA engines serving its partitions (`dma_partitions_per_engine` each): on each
-  engine it lasts at least descriptors x max~(dma_descriptor_ns, descriptor bytes / engine bandwidth) and
-  its bytes flow through the engine's data pipe (shared by all queues) and the HBM domain's pipe (shared by
-  the cores of the domain). Transfers of one queue run in order on each engine.
+* DMA: each DMA statement gets a queue (per issuing engine, `dma_queues` of them, by source line; FIFO). A
+  transfer is triggered by its issuer (`dma_issue_ns` each, serialised per issuer), starts moving data
+  `dma_fixed_ns` after the trigger (and after the previous transfer of its queue), and is a flow in a fluid
+  model: its rate is capped by its descriptors (the engines serving its partitions, `dma_partitions_per_engine`
+  each, need max~(dma_descriptor_ns, descriptor bytes / engine bandwidth) per descriptor) and the flows in
+  flight share the core's DMA data path (16 engines x bandwidth) max-min fairly; flows touching HBM also share
+  their HBM domain (`hbm_bytes_per_ns` x `hbm_cores_per_domain`).
+* SBUF overflow (timing-only runs; full simulation reports it as an error): whole tiles are saved to HBM and
+  reloaded before their next use, farthest next use first (`plan_spills`).
 * Cores run independently (SPMD programs / LNC=2 halves carry `Instruction.core`); latency is the makespan.
 """
 
@@ -186,10 +189,6 @@ def dma_efficiency(arch: Arch, desc_bytes: float) -> float:
     return (desc_bytes / arch.dma_bytes_per_ns_per_engine) / dma_descriptor_ns(arch, desc_bytes)
 
 
-def _overlap(a, p0: int, p1: int, f0: int, f1: int) -> bool:
-    return a.p_lo < p1 and p0 < a.p_hi and a.f_lo < f1 and f0 < a.f_hi
-
-
 def _is_plain_dma(ins: Instruction) -> bool:
     """A data transfer costed by the DMA engine model (other DMA-queue records bring their own cost rule)."""
     from ..isa.dma import dma_cost
@@ -228,7 +227,7 @@ def _issuer_of(queue: str) -> str:
 class _Graph:
     """Dependency graph over the stream plus virtual nodes (buffer releases)."""
 
-    __slots__ = ("n", "deps", "children", "vdeps", "queue_of", "dma_queue_names")
+    __slots__ = ("n", "deps", "children", "vdeps", "queue_of")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -236,7 +235,6 @@ class _Graph:
         self.vdeps: list[list[tuple[int, int]]] = []  # virtual node deps (index n + k)
         self.children: list[list[tuple[int, int]]] = []
         self.queue_of: list[str] = [""] * n
-        self.dma_queue_names: dict[tuple, str] = {}
 
     def add_virtual(self, deps: list[tuple[int, int]]) -> int:
         self.vdeps.append(deps)
@@ -653,7 +651,7 @@ def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
 class _Flow:
     """One DMA transfer's data phase in the fluid model of the DMA data path."""
 
-    __slots__ = ("i", "core", "dom", "rem", "cap", "h", "rate", "t0", "start", "version", "cost")
+    __slots__ = ("i", "core", "dom", "rem", "cap", "h", "rate", "t0", "start", "version", "cost", "proj")
 
     def __init__(self, i: int, core: int, dom: int, nbytes: float, cap: float, h: float, cost: float) -> None:
         self.i = i
@@ -667,6 +665,7 @@ class _Flow:
         self.start = 0.0
         self.version = 0
         self.cost = cost  # > 0: fixed-duration record (collectives etc.), not sharing bandwidth
+        self.proj = -1.0  # projected completion time of the pending completion event
 
 
 def _waterfill(flows: list[_Flow], pipe_cap: float, hbm_cap: float) -> None:
@@ -931,8 +930,11 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         for f in fl:
             if f.cost > 0:
                 continue
-            f.version += 1
             te = t + (f.rem / f.rate if f.rate > 0 else (0.0 if f.rem <= 0 else math.inf))
+            if abs(te - f.proj) <= 1e-9 * max(1.0, te):
+                continue  # rate unchanged: the pending completion event still holds
+            f.version += 1
+            f.proj = te
             if te < math.inf:
                 push_event(te, 0, f, f.version)
 

@@ -76,13 +76,13 @@ def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc) -> None:
 
 def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     """`target[key] = value`."""
-    run = current()
-    loc = caller_location()
     if getattr(value, "_inplace_done", False):
         _clear_done(value)
         return
     if isinstance(value, DeadTile):
         return  # the value's instruction was masked off (always-false mask): nothing to assign
+    run = current()
+    loc = caller_location()
     if not isinstance(key, tuple):
         key = (key,)
     if len(key) == 1 and key[0] is Ellipsis:
@@ -156,8 +156,6 @@ def _clear_done(value: Any) -> None:
 
 def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
     """`base[key] op= value`; returns the object Python rebinds (the view, flagged as done)."""
-    from . import language as nl
-
     run = current()
     loc = caller_location()
     if len(key) == 1 and key[0] is Ellipsis:  # not `==`: index expressions compare lazily
@@ -189,6 +187,8 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         run.retarget(prod, 0, Access(dst, accumulate=True, keep_tensor=run.check_races and bool(run.loops)))
         value.producer = None
     else:
+        from . import language as nl
+
         cur = base[key] if len(key) else base
         fn = getattr(nl, opname)
         # `t[...] += x` / `t[...] *= x` is an associative reduction: inside affine_range it is not a loop-carried

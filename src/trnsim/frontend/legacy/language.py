@@ -171,7 +171,8 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
         name=name or name_from_source(loc),
         loc=loc,
         core=run.core,
-        fill="poison" if run.numerics else "empty",
+        # (`_overwritten`: internal, nl.zeros / ones / full fill the whole tile right away, so no poison first)
+        fill="poison" if run.numerics and not kwargs.get("_overwritten") else "empty",
         track_writes=run.numerics,
     )
     if isinstance(dtype, _dt.TFloat32):
@@ -199,10 +200,13 @@ def _filled(shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str
             values={"buffer": buf.name},
             loc=caller_location(2),
         )
-    t = ndarray(shape, dtype, buffer=buf, name=name)
+    t = ndarray(shape, dtype, buffer=buf, name=name, _overwritten=True)
     from . import isa as nisa
 
-    nisa._memset_into(t, value, caller_location(2))
+    nb = len(t.storage.block_shape)
+    # with leading block dims (`nl.zeros((n, par_dim(128), d))`) one memset fills the allocation partition-first
+    dst = t.transposed((nb,) + tuple(i for i in range(t.ndim) if i != nb)) if nb and t.ndim > nb else t
+    nisa._memset_into(dst, value, caller_location(2))
     return t
 
 
@@ -398,6 +402,18 @@ def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, defaul
                 loc=loc,
                 hint="load it with nl.load first",
             )
+    if mask is None and type(x) is LegacyTensor and x.index is None and x.storage.nblocks <= 1:
+        # fast path for the common plain cases (whole-tile operands of the same shape, or a tile and a Python
+        # scalar, no mask): what the general path below computes for them, without its shape analysis
+        shape = x.array.shape
+        if type(y) is LegacyTensor and y.index is None and y.storage.nblocks <= 1 and y.array.shape == shape:
+            tile, dst = result_tile(shape, dtype or default_dtype or default_binary_dtype(x, y), overwritten=True)
+            tile.producer = vector_engine.tensor_tensor(dst, x, y, opname, loc=loc, api=f"nl.{api}")
+            return tile
+        if type(y) is float or type(y) is int:
+            tile, dst = result_tile(shape, dtype or default_dtype or default_binary_dtype(x, y), overwritten=True)
+            tile.producer = vector_engine.tensor_scalar(dst, x, opname, y, loc=loc, api=f"nl.{api}")
+            return tile
     minfo = mask_info(mask)
     shape = full_shape(x, y)
     out_dt = dtype or default_dtype or default_binary_dtype(x, y)

@@ -1,0 +1,196 @@
+"""The simulator's speed paths change nothing observable: cached checks still catch every error, cached index
+resolution and fp32 shadows give the same values, written-state shortcuts still report uninitialised reads."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import trnsim
+import trnsim.frontend.legacy as nki
+import trnsim.frontend.legacy.isa as nisa
+import trnsim.frontend.legacy.language as nl
+from trnsim.core import memory
+from trnsim.core.errors import NkiError, NkiWarning
+from trnsim.core.source import SourceLoc
+
+BF16 = ml_dtypes.bfloat16
+
+
+def test_cached_checks_still_raise_for_a_new_signature(rng):
+    """The second add has the same call site but mismatched shapes: its checks must run (and fail)."""
+
+    def k(a, b):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        x = nl.load(a)
+        y = nl.load(b)
+        dst = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+        for i in nl.sequential_range(3):
+            src = x if i < 2 else y
+            nisa.tensor_tensor(data1=x, data2=src, op=np.add, dtype=nl.float32)
+        nl.store(out, dst)
+        return out
+
+    a = rng.standard_normal((128, 64)).astype(np.float32)
+    b = rng.standard_normal((128, 32)).astype(np.float32)
+    with pytest.raises(NkiError) as ei:
+        trnsim.simulate_kernel(k, a, b)
+    assert ei.value.code in ("err_shape_mismatch", "err_num_partition_mismatch"), ei.value
+
+
+def test_cached_matmul_checks_per_target(rng):
+    """Checks that depend on the target (moving free size <= 512 before NeuronCore-v4) are cached per run."""
+
+    def k(a, b):
+        out = nl.ndarray((128, 1024), dtype=nl.float32, buffer=nl.shared_hbm)
+        s = nl.load(a)
+        m = nl.load(b)
+        r = nl.copy(nisa.nc_matmul(s, m))
+        nl.store(out, r)
+        return out
+
+    a = rng.standard_normal((128, 128)).astype(np.float32)
+    b = rng.standard_normal((128, 1024)).astype(np.float32)
+    with pytest.raises(NkiError) as ei:
+        nki.jit(k, platform_target="trn2")(a, b)
+    assert ei.value.code == "err_size_of_dimension_exceed_arch_limit"
+
+
+def _matmul_twice(a, b):
+    """lhs tile read by two matmuls with a write in between: the second must see the new values."""
+    out = nl.ndarray((2, 128, 512), dtype=nl.float32, buffer=nl.shared_hbm)
+    s = nl.load(a)
+    m = nl.load(b)
+    for i in nl.sequential_range(2):
+        p = nl.ndarray((128, 512), dtype=nl.float32, buffer=nl.psum)
+        p[...] = nisa.nc_matmul(s[:, 0:128], m)
+        nl.store(out[i], nl.copy(p))
+        s[...] = nl.multiply(s, 2.0, dtype=s.dtype)
+    return out
+
+
+@pytest.mark.parametrize("dt", [np.float32, BF16])
+def test_fp32_shadow_is_dropped_by_writes(rng, dt):
+    a = rng.standard_normal((128, 256)).astype(dt)
+    b = rng.standard_normal((128, 512)).astype(dt)
+    got = trnsim.simulate_kernel(_matmul_twice, a, b)
+    a64 = a.astype(np.float64)
+    ref0 = a64[:, :128].T @ b.astype(np.float64)
+    a2 = (a.astype(np.float32) * 2).astype(dt).astype(np.float64)
+    ref1 = a2[:, :128].T @ b.astype(np.float64)
+    tol = 1e-4 if dt is np.float32 else 2e-2
+    np.testing.assert_allclose(got[0], ref0, rtol=tol, atol=tol * np.abs(ref0).max())
+    np.testing.assert_allclose(got[1], ref1, rtol=tol, atol=tol * np.abs(ref1).max())
+
+
+def test_shadow_view_matches_direct_conversion(rng):
+    st, mem, arr, wm = memory.allocate((128, 1024), np.dtype(BF16), memory.SBUF, fill=0)
+    arr[...] = rng.standard_normal((128, 1024)).astype(BF16)
+    t = trnsim.core.tensor.Tensor(st, mem, arr, wm)
+    for key in [(slice(None), slice(0, 128)), (slice(None), slice(512, 1024)), (slice(0, 64), slice(3, 900, 7))]:
+        v = t.basic_view(key)
+        a1 = v.read_fp32_shadowed()
+        a2 = v.read_fp32_shadowed()  # second read: from the shadow
+        np.testing.assert_array_equal(a1, arr[key].astype(np.float32))
+        np.testing.assert_array_equal(a2, arr[key].astype(np.float32))
+    assert mem.shadow is not None
+    t.write(np.zeros((128, 1024), np.float32))
+    assert mem.shadow is None
+
+
+def test_cached_index_resolution_respects_bounds(rng):
+    """The same subscript structure is resolved from the cache; a shifted one out of bounds still raises."""
+
+    def k(a):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        t = nl.load(a)
+        i_p = nl.arange(128)[:, None]
+        i_f = nl.arange(64)[None, :]
+        acc = nl.zeros((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+        for j in nl.sequential_range(3):
+            acc[i_p, i_f] = nl.add(acc[i_p, i_f], t[i_p, j * 64 + i_f])  # j = 2 is out of bounds
+        nl.store(out, acc)
+        return out
+
+    with pytest.raises(NkiError) as ei:
+        trnsim.simulate_kernel(k, rng.standard_normal((128, 128)).astype(np.float32))
+    assert "out of bounds" in str(ei.value) or ei.value.code.startswith("err_")
+
+
+def test_timing_only_then_full_run_of_the_same_kernel(rng):
+    """Index resolutions cached in a timing-only run (no written-state arrays) must not leak into a full run."""
+    from trnsim.kernels.matmul import matmul_tiled
+
+    a = rng.standard_normal((256, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 512)).astype(np.float32)
+    matmul_tiled.launch(a, b, numerics=False)
+    got, _ = matmul_tiled.launch(a, b)
+    np.testing.assert_allclose(got, a.T.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_uninitialised_read_still_reported_after_full_writes(rng):
+    def k(a):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        x = nl.load(a)
+        t = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+        t[:, 0:32] = nl.copy(x[:, 0:32])
+        nl.store(out, nl.add(t, x))  # reads t[:, 32:64], never written
+        return out
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = trnsim.simulate_kernel(k, rng.standard_normal((128, 64)).astype(np.float32))
+    assert any(issubclass(x.category, NkiWarning) and "never written" in str(x.message) for x in w)
+    assert np.isnan(got[:, 32:]).all() and not np.isnan(got[:, :32]).any()
+
+
+def test_masked_results_keep_their_poison(rng):
+    """Unmasked results skip the poison fill (their instruction writes every element); masked ones keep it."""
+
+    def k(a):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        x = nl.load(a)
+        i_p = nl.arange(128)[:, None]
+        i_f = nl.arange(64)[None, :]
+        y = nl.exp(x[i_p, i_f], mask=(i_f < 32))
+        nl.store(out, y)
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = trnsim.simulate_kernel(k, rng.standard_normal((128, 64)).astype(np.float32))
+    assert np.isnan(got[:, 32:]).all()
+    assert np.isfinite(got[:, :32]).all()
+
+
+def test_region_fast_paths_equal_the_general_computation():
+    for shape, pdim in [((128, 512), 0), ((4, 128, 64), 1), ((1, 7), 0), ((300,), 0)]:
+        buf = memory.SBUF if len(shape) > 1 and shape[pdim] <= 128 else memory.HBM
+        st, mem, arr, wm = memory.allocate(shape, np.dtype(np.float32), buf, pdim=pdim)
+        t = trnsim.core.tensor.Tensor(st, mem, arr, wm)
+        assert t.region() == memory.region(arr, st)
+        if arr.ndim == 2:
+            v = t.basic_view((slice(1, None), slice(2, 5)))
+            assert v.region() == memory.region(v.array, st)
+
+
+def test_source_locations_hash_and_pickle():
+    a = SourceLoc("f.py", 3, "k")
+    b = pickle.loads(pickle.dumps(a))
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+
+
+def test_launch_restores_host_settings(rng):
+    before = gc.get_threshold()
+    blas = memory._openblas()
+    threads = blas[1]() if blas else None
+    trnsim.simulate_kernel(_matmul_twice, rng.standard_normal((128, 256)).astype(np.float32),
+                           rng.standard_normal((128, 512)).astype(np.float32))
+    assert gc.get_threshold() == before
+    if blas:
+        assert blas[1]() == threads
