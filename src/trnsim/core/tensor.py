@@ -146,11 +146,12 @@ class Tensor:
         if wm is not None:
             woff = wm.__array_interface__["data"][0] - mem.written.__array_interface__["data"][0]
             wrec = (woff, wm.shape, wm.strides, wm.flags.writeable)
-        return (type(view), off, arr.shape, arr.strides, arr.flags.writeable, wrec)
+        view._off = off
+        return (type(view), off, arr.shape, arr.strides, arr.flags.writeable, wrec, view.region())
 
     def from_recipe(self, recipe: tuple) -> Tensor:
         """The view described by `view_recipe` (this tensor must be the same whole-storage tensor layout)."""
-        cls, off, shape, strides, writeable, wrec = recipe
+        cls, off, shape, strides, writeable, wrec, box = recipe
         mem = self.mem
         data = mem.data
         arr = np.ndarray(shape, data.dtype, data, off, strides)
@@ -165,6 +166,7 @@ class Tensor:
         t = cls.__new__(cls)
         Tensor.__init__(t, self.storage, mem, arr, wm)
         t._off = off
+        t._reg = box
         return t
 
     # ----------------------------------------------------------------- data access
@@ -188,7 +190,13 @@ class Tensor:
             return self.read()
         mem = self.mem
         data = mem.data
-        if self.index is not None or arr.dtype != data.dtype or data.dtype.names is not None or min(arr.strides, default=0) < 0:
+        item = data.itemsize
+        if (
+            self.index is not None
+            or arr.dtype != data.dtype
+            or data.dtype.names is not None
+            or any(st < 0 or st % item for st in arr.strides)
+        ):
             return self.read().astype(np.float32)
         sh = mem.shadow
         if sh is None:
@@ -198,10 +206,11 @@ class Tensor:
             sh = mem.fp32()
         if arr is data:
             return sh
-        item = data.itemsize
         off = self._off
         if off is None:
             off = arr.__array_interface__["data"][0] - self.storage.base_ptr
+        if off % item:
+            return arr.astype(np.float32)
         return np.ndarray(
             arr.shape, np.float32, sh, (off // item) * 4, tuple(st // item * 4 for st in arr.strides)
         )
@@ -228,7 +237,7 @@ class Tensor:
         mem = self.mem
         mem.shadow = None
         mem.hits = 0
-        if self.index is None and where is None and isinstance(values, np.ndarray):
+        if self.index is None and where is None and isinstance(values, np.ndarray) and self.array.dtype == dt:
             arr = self.array
             vd = values.dtype
             if vd == dt or (vd.kind == "f" and dt.kind not in "iub" and dt.names is None):
