@@ -21,7 +21,7 @@ from . import dtypes
 from .context import Run, activate
 from .errors import NkiError, NkiValidationError, trim_traceback
 from .liveness import UsageTimeline, check_capacity
-from .memory import HBM, SHARED_HBM, Buffer, host_tuning, wrap_host_array
+from .memory import HBM, SHARED_HBM, Buffer, host_tuning, relaxed_gc, wrap_host_array
 from .source import SourceLoc
 from .tensor import Tensor
 
@@ -216,7 +216,8 @@ def launch(
     arch = run.arch
     caps = {"sbuf": arch.sbuf_usable_bytes_per_partition, "psum": arch.psum_bytes_per_partition}
     try:
-        launch_rec.usage = check_capacity(run.stream, caps)
+        with relaxed_gc():  # walks the whole stream: keep the collector from rescanning it meanwhile
+            launch_rec.usage = check_capacity(run.stream, caps)
     except NkiError as e:
         if numerics or e.code != "err_sbuf_capacity_exceeded":
             raise trim_traceback(e) from None

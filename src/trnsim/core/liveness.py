@@ -83,18 +83,17 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
         st = owner[key[0]]
         groups.setdefault((st.buffer.kind, st.core), []).append(key)
     for (kind, core), keys in sorted(groups.items()):
+        # vectorised over the units: +bytes at first use, -bytes after last use, running sum
+        lo = np.fromiter((first[k] for k in keys), dtype=np.int64, count=len(keys))
+        hi = np.fromiter((last[k] for k in keys), dtype=np.int64, count=len(keys))
+        nb = np.fromiter((unit_bytes[k] for k in keys), dtype=np.int64, count=len(keys))
         delta = np.zeros(n + 1, dtype=np.int64)
-        for key in keys:
-            b = unit_bytes[key]
-            delta[first[key]] += b
-            delta[last[key] + 1] -= b
+        np.add.at(delta, lo, nb)
+        np.subtract.at(delta, hi + 1, nb)
         usage = np.cumsum(delta[:n])
         peak_at = int(np.argmax(usage)) if n else -1
         peak = int(usage[peak_at]) if n else 0
-        live = []
-        for key in keys:
-            if first[key] <= peak_at <= last[key]:
-                live.append((owner[key[0]], unit_bytes[key]))
+        live = [(owner[keys[i][0]], unit_bytes[keys[i]]) for i in np.flatnonzero((lo <= peak_at) & (peak_at <= hi))]
         merged: dict[int, tuple[Storage, int]] = {}
         for st, b in live:
             prev = merged.get(st.id)
