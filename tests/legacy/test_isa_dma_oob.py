@@ -3,8 +3,6 @@ oob_mode=skip drops the out-of-range rows of a gather or scatter. Copies are bit
 
 from __future__ import annotations
 
-import inspect
-
 import ml_dtypes
 import numpy as np
 import pytest
@@ -13,26 +11,13 @@ import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.isa as nisa
 import trnsim.frontend.legacy.language as nl
 from trnsim.core.errors import NkiError
+from trnsim.testing import expect_kernel_error
 
 BF16 = ml_dtypes.bfloat16
 
 
-def _line_of(fn, needle: str) -> int:
-    src, start = inspect.getsourcelines(fn)
-    for i, line in enumerate(src):
-        if needle in line:
-            return start + i
-    raise AssertionError(needle)
-
-
 def _expect_error(fn, args, code: str, needle: str = "# BAD") -> NkiError:
-    with pytest.raises(NkiError) as ei:
-        nki.simulate_kernel(fn, *args)
-    err = ei.value
-    assert err.code == code, err
-    assert err.loc.file == __file__, err.loc
-    assert err.loc.line == _line_of(fn, needle), err
-    return err
+    return expect_kernel_error(fn, *args, code=code, at=needle, runner=nki.simulate_kernel)
 
 
 @pytest.mark.parametrize("dt", [np.float32, BF16], ids=["fp32", "bf16"])

@@ -8,7 +8,6 @@ Tolerances: fp32 outputs rtol 1e-5 (scans: 1e-5 relative to the running magnitud
 
 from __future__ import annotations
 
-import inspect
 import warnings
 
 import ml_dtypes
@@ -20,28 +19,15 @@ import trnsim.frontend.legacy.isa as nisa
 import trnsim.frontend.legacy.language as nl
 from trnsim.core.errors import NkiError, NkiWarning
 from trnsim.core.launch import last_launch
+from trnsim.testing import expect_kernel_error
 
 BF16 = ml_dtypes.bfloat16
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), BF16: dict(rtol=2**-7, atol=2**-7)}
 DTYPES = pytest.mark.parametrize("dt", [np.float32, BF16], ids=["fp32", "bf16"])
 
 
-def _line_of(fn, needle: str) -> int:
-    src, start = inspect.getsourcelines(fn)
-    for i, line in enumerate(src):
-        if needle in line:
-            return start + i
-    raise AssertionError(needle)
-
-
 def _expect_error(fn, args, code: str, needle: str = "# BAD") -> NkiError:
-    with pytest.raises(NkiError) as ei:
-        nki.simulate_kernel(fn, *args)
-    err = ei.value
-    assert err.code == code, err
-    assert err.loc.file == __file__, err.loc
-    assert err.loc.line == _line_of(fn, needle), err
-    return err
+    return expect_kernel_error(fn, *args, code=code, at=needle, runner=nki.simulate_kernel)
 
 
 # ------------------------------------------------------------------------------------------ tensor_tensor_scan
