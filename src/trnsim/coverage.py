@@ -758,6 +758,122 @@ def totals(rows: Sequence[Row]) -> dict[tuple[str, str], dict[str, int]]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ error catalogue
+#: nki-api.md 6.1, the G1 error catalogue: (number, code, how trnsim checks it where that needs saying). Whether
+#: trnsim raises a code is read from its source (`raised_codes`); the notes explain checks that an eager simulator
+#: does differently or cannot do.
+LEGACY_ERRORS: tuple[tuple[int, str, str], ...] = (
+    (1, "err_1d_arange_not_supported", ""),
+    (2, "err_activation_bias_invalid_type", ""),
+    (3, "err_activation_scale_invalid_type", ""),
+    (4, "err_activation_scale_scalar_or_vector", ""),
+    (5, "err_ambiguous_tensor_truth_value", ""),
+    (
+        6,
+        "err_annotation_shape_mismatch",
+        "parameter annotations are compared with the arguments at launch; Python does not evaluate annotations of "
+        "local assignments, so they are read from the kernel's source and checked by a line tracer on the kernel's "
+        "own frame, which steps aside while another trace function (debugger, coverage tool) is active; also "
+        "`tensor.assert_shape`",
+    ),
+    (
+        7,
+        "err_bias_tensor_must_be_specified_in_allocation",
+        "not checked yet (direct-allocation kernels are recognised by their ncc allocation buffers, see #29 / #31)",
+    ),
+    (8, "err_cannot_assign_to_index", ""),
+    (9, "err_cannot_update_immutable_parameter", "raised after the run, at the kernel line of the first write"),
+    (10, "err_control_flow_condition_depending_on_arange", ""),
+    (11, "err_copy_dynamic_indirect_indices_not_natively_supported", "assignments between on-chip tiles"),
+    (12, "err_dynamic_control_flow_not_supported", ""),
+    (13, "err_exceed_max_supported_dimension", ""),
+    (14, "err_failed_to_infer_tile_from_local_tensor", ""),
+    (15, "err_hbm_tensor_with_init_value_not_supported", ""),
+    (16, "err_indirect_indices_are_not_supported_with_nki_api", "nl.load_transpose2d, nisa.dma_transpose"),
+    (17, "err_indirect_indices_free_dim", ""),
+    (
+        18,
+        "err_leading_dimension_of_tensor_must_be_partition",
+        "not raised on purpose: trnsim follows the SDKs before 2.25, where leading block dims are legal (and common "
+        "in public kernels)",
+    ),
+    (
+        19,
+        "err_local_variable_used_out_of_scope",
+        "not checked: Python keeps names bound after an `if` / `for` block, and the kernel runs as Python; telling "
+        "tensors from other values would need the compiler's static types",
+    ),
+    (20, "err_mutable_parameter_not_returned", "reported at the kernel's `def` line after the run"),
+    (21, "err_nested_kernel_with_spmd_grid", ""),
+    (22, "err_nki_api_outside_of_nki_kernel", ""),
+    (23, "err_num_partition_exceed_arch_limit", ""),
+    (24, "err_num_partition_mismatch", ""),
+    (
+        25,
+        "err_shared_hbm_must_in_kernel_level",
+        "reported inside loops; creation in a branch or a helper function is not detected (helpers run inlined)",
+    ),
+    (26, "err_size_of_dimension_exceed_arch_limit", ""),
+    (27, "err_store_dst_shape_smaller_than_other_shape", ""),
+    (28, "err_tensor_access_out_of_bound", ""),
+    (
+        29,
+        "err_tensor_creation_on_scratchpad_with_init_value_not_supported",
+        "nl.zeros / ones / full with an ncc allocation buffer (not with `lazy_initialization=True`)",
+    ),
+    (30, "err_tensor_output_not_written_to", ""),
+    (
+        31,
+        "err_transpose_on_tensor_engine_not_allowed_in_allocated_kernel",
+        "once the kernel has allocated a tensor with an ncc allocation buffer: nisa.nc_transpose on the Tensor "
+        "engine, nl.transpose, nl.matmul(transpose_x=False)",
+    ),
+    (32, "err_unexpected_output_dependencies", ""),
+    (33, "err_unsupported_expression_in_mask", ""),
+    (34, "err_unsupported_memory", ""),
+    (35, "err_unsupported_mixing_basic_advanced_tensor_indexing", ""),
+    (
+        36,
+        "err_while_loop_requires_unconditional_entry",
+        "not checked: whether a `while` condition is tested before the first iteration is a property of the "
+        "compiled loop; the simulator runs Python's `while` as written",
+    ),
+)
+
+
+def raised_codes() -> set[str]:
+    """Error codes that trnsim's source raises (quoted code names in its modules, this one excluded)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    names = {code for _, code, _ in LEGACY_ERRORS}
+    found: set[str] = set()
+    for dirpath, _, files in os.walk(root):
+        for fn in files:
+            path = os.path.join(dirpath, fn)
+            if not fn.endswith(".py") or os.path.abspath(path) == os.path.abspath(__file__):
+                continue
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            found.update(c for c in names if f'"{c}"' in text)
+    return found
+
+
+def render_errors() -> list[str]:
+    raised = raised_codes()
+    lines = [
+        "",
+        "## Legacy error catalogue (nki-api.md 6.1)",
+        "",
+        "Codes of the G1 error catalogue and whether trnsim raises them (read from its source); errors point at the",
+        "kernel line. Tests: `tests/legacy/test_errors_catalogue.py`, `tests/legacy/test_language_errors.py`.",
+        "",
+        "| # | code | raised | notes |",
+        "|---:|---|---|---|",
+    ]
+    for num, code, note in LEGACY_ERRORS:
+        lines.append(f"| {num} | `{code}` | {'yes' if code in raised else 'no'} | {_cell(note)} |")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ rendering
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
@@ -825,6 +941,8 @@ def render(rows: Sequence[Row] | None = None) -> str:
             kind = next(r.entry.kind for g in gens if (r := by_key.get((g, group, name))) is not None)
             shown = f"`{name}`" if kind == "object" else f"`{name}()`"
             lines.append(f"| {shown} | {info['label']} | " + " | ".join(cells) + f" | {_cell(' / '.join(notes))} |")
+    if "legacy" in gens:
+        lines += render_errors()
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
 """Subscripts built from a larger nl.mgrid: grid axes the subscript does not use are not tile dimensions, and a
 size-1 partition index on a later grid axis still gives a [1, F] tile (rmsnorm / layernorm tutorial idioms).
-Index grids of different rank in one subscript are reported clearly."""
+Index grids of different rank in one subscript line up from the right (NumPy); ones that cannot are reported."""
 
 from __future__ import annotations
 
@@ -54,15 +54,30 @@ def test_size1_partition_index_on_last_grid_axis(rng):
     np.testing.assert_array_equal(_run(kernel, v), np.broadcast_to(v, (128, cols)))
 
 
-def test_mixed_rank_grids_in_one_subscript_are_reported():
-    x = np.zeros((128, 64), dtype=np.float32)
+def test_mixed_rank_grids_in_one_subscript_line_up_from_the_right(rng):
+    """A 2-D grid next to a 3-D one takes the 3-D grid's last two axes, as NumPy broadcasts open grids."""
+    x = rng.standard_normal((128, 64)).astype(np.float32)
 
     def kernel(a):
         out = nl.ndarray((128, 32), dtype=a.dtype, buffer=nl.shared_hbm)
         ip, _, _ = nl.mgrid[0:128, 0:32, 0:1]
         jf, _ = nl.mgrid[0:32, 0:6]
         t = nl.load(a)
-        nl.store(out, nl.copy(t[ip, jf]))
+        nl.store(out, nl.copy(t[ip, 2 * jf]))
+        return out
+
+    np.testing.assert_array_equal(_run(kernel, x), x[:, 0:64:2])
+
+
+def test_mixed_rank_grids_that_cannot_broadcast_are_reported():
+    x = np.zeros((128, 64), dtype=np.float32)
+
+    def kernel(a):
+        out = nl.ndarray((128, 16), dtype=a.dtype, buffer=nl.shared_hbm)
+        i, j, _ = nl.mgrid[0:128, 0:16, 0:8]
+        u, _ = nl.mgrid[0:32, 0:4]
+        t = nl.load(a)
+        nl.store(out, nl.copy(t[i, j + u]))
         return out
 
     with pytest.raises(NkiError) as ei:

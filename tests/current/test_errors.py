@@ -188,3 +188,21 @@ def test_launch_api_errors():
     with pytest.raises(trnsim.NkiError) as e:
         nl.ndarray((2, 2), dtype=nl.float32)
     assert e.value.code == "err_nki_api_outside_of_nki_kernel"
+
+
+@nki.jit
+def reduce_nki02_axis(a):
+    t = nl.ndarray((4, 8, 16), dtype=nl.float32, buffer=nl.sbuf)
+    nisa.memset(dst=t, value=1.0)
+    r = nl.ndarray((4, 8), dtype=nl.float32, buffer=nl.sbuf)
+    nisa.tensor_reduce(dst=r, op=nl.maximum, data=t, axis=1)  # L:nki02_axis
+    return a
+
+
+def test_reduce_axis_errors_say_which_axes_to_pass(lineof):
+    """nki-library's cascaded_max passes axis=1 on a [b, f, e] tile into [b, f] (the NKI 0.2 numbering)."""
+    e = _raises(reduce_nki02_axis, trnsim.NkiValidationError, "err_invalid_reduce_axis", lineof("nki02_axis"))
+    assert "pass axis=(2,) to reduce the innermost dim into dst (4, 8)" in str(e)
+    assert "NKI 0.2" in e.hint
+    e = _raises(reduce_not_trailing, trnsim.NkiValidationError, "err_invalid_reduce_axis", lineof("reduce_axis"))
+    assert "pass data.permute((0, 2, 1)) with axis=(2,) to reduce dims (1,)" in str(e)

@@ -228,6 +228,8 @@ def launch(
         run.warn("warn_sbuf_spill", f"{e.rule} -- timing-only run: modeled as compiler spills to HBM", e.loc)
         launch_rec.usage = usage_timelines(run.stream, caps)
     written_params = {a.storage.id for ins in run.stream for a in ins.writes if a.storage.is_param}
+    if api == "legacy" and not params_mutable and mutable:
+        _check_mutable_returned(func, outputs, {n: t for n, t in hbm_args.items() if n in mutable})
     result = _convert_outputs(outputs, run, like)
     for name, t in hbm_args.items():
         if t.storage.id in written_params:
@@ -249,6 +251,36 @@ def launch(
     for hook in list(_launch_hooks):
         hook(launch_rec)
     return result, launch_rec
+
+
+def _returned_storages(outputs: Any, out: set[int]) -> set[int]:
+    if isinstance(outputs, Tensor):
+        out.add(outputs.storage.id)
+    elif isinstance(outputs, (tuple, list)):
+        for o in outputs:
+            _returned_storages(o, out)
+    elif isinstance(outputs, dict):
+        for o in outputs.values():
+            _returned_storages(o, out)
+    elif getattr(outputs, "base", None) is not None and isinstance(outputs.base, Tensor):  # an indexed access
+        out.add(outputs.base.storage.id)
+    return out
+
+
+def _check_mutable_returned(func: Callable, outputs: Any, mutable: dict[str, Tensor]) -> None:
+    """G1: a parameter annotated `nt.mutable_tensor` must be returned by the kernel."""
+    returned = _returned_storages(outputs, set())
+    for name, t in mutable.items():
+        if t.storage.id not in returned:
+            raise trim_traceback(
+                NkiValidationError(
+                    f"kernel '{func.__name__}' declares parameter '{name}' as nt.mutable_tensor but does not return it",
+                    code="err_mutable_parameter_not_returned",
+                    values={"parameter": name},
+                    loc=SourceLoc(inspect.getsourcefile(func) or "?", func.__code__.co_firstlineno, func.__name__),
+                    hint=f"return '{name}' from the kernel (e.g. `return {name}` or `return out, {name}`)",
+                )
+            )
 
 
 def _first_write_loc(run: Run, sid: int) -> SourceLoc | None:

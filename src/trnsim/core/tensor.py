@@ -72,14 +72,35 @@ class Tensor:
         return math.prod(self.shape)
 
     @property
+    def partition_axis(self) -> int:
+        """The axis of this view that runs over partitions: 0, except for a view spanning several blocks of an
+        on-chip storage with leading block dims (`[B, par_dim(P), F]`), where it is the axis whose stride is the
+        storage's row (storages are partition-first, see core.memory)."""
+        st = self.storage
+        if st.nblocks > 1 and self.index is None:
+            arr = self.array
+            rb = st.row_bytes
+            if arr.ndim > 1 and arr.strides[0] != rb and st.buffer.on_chip:
+                for a, s in enumerate(arr.strides):
+                    if s == rb:
+                        return a
+        return 0
+
+    @property
     def partitions(self) -> int:
         shp = self.shape
-        return shp[0] if shp else 1
+        if not shp:
+            return 1
+        return shp[self.partition_axis] if self.storage.nblocks > 1 else shp[0]
 
     @property
     def free_size(self) -> int:
         """Elements per partition."""
         shp = self.shape
+        if self.storage.nblocks > 1 and len(shp) > 1:
+            a = self.partition_axis
+            if a:
+                return math.prod(shp) // max(shp[a], 1) if shp[a] else 0
         return math.prod(shp[1:]) if len(shp) > 1 else 1
 
     @property

@@ -91,9 +91,9 @@ def check_on_chip(t: Tensor, api: str, name: str, loc: SourceLoc, allowed: Seque
             hint="load HBM data into SBUF with nl.load / nisa.dma_copy first" if kind == "hbm" else None,
         )
     shp = t.shape
-    if not shp or shp[0] > PMAX:
+    if not shp or (shp[0] > PMAX and t.partitions > PMAX):  # (leading block dims: the partition axis is later)
         raise NkiValidationError(
-            f"{api}: size of partition dimension {shp[0] if shp else 0} of '{name}' exceeds architecture "
+            f"{api}: size of partition dimension {t.partitions if shp else 0} of '{name}' exceeds architecture "
             f"limitation of {PMAX}",
             code="err_num_partition_exceed_arch_limit",
             values={name: shp},
@@ -106,7 +106,7 @@ def check_partitions_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
     ok = True
     for v in tensors.values():
         if v is not None:
-            p = v.array.shape[0] if v.index is None and v.array.ndim else v.partitions
+            p = v.array.shape[0] if v.index is None and v.array.ndim and v.storage.nblocks <= 1 else v.partitions
             if first < 0:
                 first = p
             elif p != first:

@@ -7,7 +7,9 @@ own program); `register_load` reads the value from memory, so it is data depende
 
 Core barrier: `core_barrier(data, cores)` blocks the chosen engine of each listed core until every core has
 reached the barrier. The waiting itself is done by the launch machinery (the LNC scheduler of the current
-front end); this module checks operands and emits one record per core.
+front end); this module checks operands and emits one record per core. The record reads `data`, so in the
+timing model the barrier waits for the earlier writes of `data` (of both cores), the core's later accesses of
+`data` wait for the barrier, and the records of one barrier meet (rendezvous).
 Costs: a register instruction is one sequencer step (~MIN_II cycles of the engine it runs on); a barrier is
 a remote semaphore update plus a wait (~2 us, the DMA fixed latency, on trn2).
 """
@@ -221,4 +223,7 @@ def core_barrier(
                 values={"data": data.storage.name, "buffer": data.storage.buffer.name},
                 loc=loc,
             )
+        reads = [data]
+    # The barrier reads `data`, so it waits for the earlier writes of it; the timing model makes the core's later
+    # accesses of `data` wait for the barrier.
     return c.emit(CORE_BARRIER, loc, reads, [], engine=engine, attrs={"cores": cores, "barrier": True})

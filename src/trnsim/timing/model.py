@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections import deque
 from typing import Any
 
@@ -225,13 +226,16 @@ def _issuer_of(queue: str) -> str:
 
 # ============================================================================================ dependency pass
 class _Graph:
-    """Dependency graph over the stream plus virtual nodes (buffer releases)."""
+    """Dependency graph over the stream plus virtual nodes (buffer releases).
+
+    `deps[i]`: (producer, kind) pairs of instruction i; `vdeps[k]`: those of virtual node n + k; `children[j]`:
+    (consumer, kind) pairs of node j (instructions in stream order first, then virtual nodes)."""
 
     __slots__ = ("n", "deps", "children", "vdeps", "queue_of")
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.deps: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.deps: list[Any] = [()] * n  # per instruction: list of (producer, kind); () when it has none
         self.vdeps: list[list[tuple[int, int]]] = []  # virtual node deps (index n + k)
         self.children: list[list[tuple[int, int]]] = []
         self.queue_of: list[str] = [""] * n
@@ -245,36 +249,66 @@ def _site_key(st) -> tuple:
     return (st.core, st.buffer.kind, st.loc, st.row_bytes)
 
 
-def _rotation_plan(stream: list[Instruction], arch: Arch):
-    """First/last stream position per on-chip storage and buffers per allocation site."""
+def _scan(stream: list[Instruction]) -> tuple:
+    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses): first / last
+    stream position and the `Storage` of every on-chip storage (dicts in first-access order), the ids of all
+    storages ever written, and for the spill planner the SBUF storages each position touches (`at[pos]`: ids in
+    reads-then-writes order, None when it touches none) and every SBUF storage's positions (`uses`)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     stor: dict[int, Any] = {}
     written: set[int] = set()
+    at: list[list[int] | None] = [None] * len(stream)
+    uses: dict[int, list[int]] = {}
+    last_get = last.get
+    uses_get = uses.get
+    add_written = written.add
     for pos, ins in enumerate(stream):
-        for acc in ins.writes:
-            written.add(acc.storage.id)
-        for acc in ins.reads:
-            st = acc.storage
-            if st.buffer.kind == "hbm":
-                continue
-            sid = st.id
-            if sid not in first:
-                first[sid] = pos
-                stor[sid] = st
-            last[sid] = pos
-        for acc in ins.writes:
-            st = acc.storage
-            if st.buffer.kind == "hbm":
-                continue
-            sid = st.id
-            if sid not in first:
-                first[sid] = pos
-                stor[sid] = st
-            last[sid] = pos
+        here = None
+        for k, accs in enumerate((ins.reads, ins.writes)):
+            for acc in accs:
+                st = acc.storage
+                if k:
+                    add_written(st.id)
+                kind = st.buffer.kind
+                if kind == "hbm":
+                    continue
+                sid = st.id
+                p = last_get(sid)
+                if p == pos:
+                    continue  # already counted at this position
+                if p is None:
+                    first[sid] = pos
+                    stor[sid] = st
+                last[sid] = pos
+                if kind == "sbuf":
+                    u = uses_get(sid)
+                    if u is None:
+                        uses[sid] = [pos]
+                    else:
+                        u.append(pos)
+                    if here is None:
+                        here = at[pos] = [sid]
+                    else:
+                        here.append(sid)
+    return first, last, stor, written, at, uses
+
+
+def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[int, Any], arch: Arch):
+    """Physical buffers per allocation site: returns (targets, site_of), `targets[k]` the buffers of site k (sites
+    numbered in order of first use) and `site_of[sid]` each on-chip storage's site number."""
     sites: dict[tuple, list[int]] = {}
+    site_num: dict[tuple, int] = {}
+    site_of: dict[int, int] = {}
     for sid, st in stor.items():
-        sites.setdefault(_site_key(st), []).append(sid)
+        key = (st.core, st.buffer.kind, st.loc, st.row_bytes)
+        lst = sites.get(key)
+        if lst is None:
+            sites[key] = [sid]
+            site_num[key] = len(site_num)
+        else:
+            lst.append(sid)
+        site_of[sid] = site_num[key]
     live_max: dict[tuple, int] = {}
     for key, sids in sites.items():
         if len(sids) == 1:
@@ -308,8 +342,8 @@ def _rotation_plan(stream: list[Instruction], arch: Arch):
                 if rot.get(k, 1) == r - 1 and used + live_max[k] * k[3] <= cap:
                     rot[k] = r
                     used += live_max[k] * k[3]
-    targets = {k: live_max[k] * rot.get(k, 1) for k in sites}
-    return first, last, stor, targets, written
+    targets = [live_max[k] * rot.get(k, 1) for k in sites]
+    return targets, site_of
 
 
 def _normalise_block_dims(ins: Instruction) -> None:
@@ -325,122 +359,190 @@ def _normalise_block_dims(ins: Instruction) -> None:
         ins.partitions = bp
 
 
-def build_graph(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None) -> _Graph:
-    """Dependencies of every instruction (positions in `stream`); `extra` adds buffer-kind edges pos -> deps."""
+def build_graph(
+    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None, scan: tuple | None = None
+) -> _Graph:
+    """Dependencies of every instruction (positions in `stream`); `extra` adds buffer-kind edges pos -> deps.
+    `scan` is `_scan(stream)` when the caller has it already.
+
+    Per storage, the boxes written (and read since) are kept in lists from which a write removes every box it
+    covers, so a tile rewritten whole keeps one entry and each lookup scans a few boxes."""
     n = len(stream)
     g = _Graph(n)
-    first, last, stor, targets, written = _rotation_plan(stream, arch)
+    if scan is None:
+        scan = _scan(stream)
+    last, stor, written = scan[1], scan[2], scan[3]
+    targets, site_of = _rotation_targets(scan[0], last, stor, arch)
     # releases per stream position
     releases: dict[int, list[int]] = {}
     for sid, pos in last.items():
-        releases.setdefault(pos, []).append(sid)
+        rl = releases.get(pos)
+        if rl is None:
+            releases[pos] = [sid]
+        else:
+            rl.append(sid)
     accessors: dict[int, list[int]] = {}
-    nslots: dict[tuple, int] = {}
-    free: dict[tuple, deque] = {}
+    nslots = [0] * len(targets)  # per site: buffers handed out
+    free: list[deque | None] = [None] * len(targets)  # per site: storages whose buffer is free again
     release_node: dict[int, int] = {}
     writes: dict[int, list] = {}
     reads: dict[int, list] = {}
     qlines: dict[tuple, dict] = {}
+    barrier_on: dict[tuple, int] = {}  # (core, storage id) -> that core's latest core_barrier on the storage
     nq = max(1, int(arch.dma_queues))
     deps_all = g.deps
+    vdeps = g.vdeps
+    queue_of = g.queue_of
+    children: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    vchildren: dict[int, list[tuple[int, int]]] = {}  # children that are virtual nodes (appended last)
+    DMA = Engine.DMA
+    writes_get = writes.get
+    reads_get = reads.get
+    accessors_get = accessors.get
+    releases_get = releases.get
     for i, ins in enumerate(stream):
         eng = ins.engine
+        rds = ins.reads
+        wrs = ins.writes
         deps: dict[int, int] = {}
-        if eng != Engine.DMA and ins.writes:
+        if wrs and eng != DMA and wrs[0].storage.nblocks > 1:
             _normalise_block_dims(ins)
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
-        for acc in (*ins.reads, *ins.writes):
-            st = acc.storage
-            if st.buffer.kind == "hbm":
-                continue
-            sid = st.id
-            lst = accessors.get(sid)
-            if lst is None:
-                accessors[sid] = lst = []
-                key = _site_key(st)
-                tgt = targets.get(key, 1)
-                have = nslots.get(key, 0)
-                fq = free.get(key)
-                if have >= tgt and fq:
+        for accs in (rds, wrs):
+            for acc in accs:
+                st = acc.storage
+                sid = st.id
+                lst = accessors_get(sid)
+                if lst is not None:
+                    if lst[-1] != i:
+                        lst.append(i)
+                    continue
+                if st.buffer.kind == "hbm":
+                    continue
+                accessors[sid] = [i]
+                key = site_of[sid]
+                have = nslots[key]
+                fq = free[key]
+                if have >= targets[key] and fq:
                     prev = fq.popleft()
                     v = release_node.get(prev)
                     if v is None:
-                        v = g.add_virtual([(j, WAR) for j in accessors.get(prev, ())])
+                        v = n + len(vdeps)
+                        vd = [(j, WAR) for j in accessors_get(prev, ())]
+                        vdeps.append(vd)
+                        children.append([])
+                        for j, _k in vd:
+                            vc = vchildren.get(j)
+                            if vc is None:
+                                vchildren[j] = [(v, WAR)]
+                            else:
+                                vc.append((v, WAR))
                         release_node[prev] = v
                     deps[v] = BUF
                 else:
                     nslots[key] = have + 1
-            if not lst or lst[-1] != i:
-                lst.append(i)
         # ---- data dependencies on the boxes touched
-        for acc in ins.reads:
-            if acc.storage.id not in written:
-                continue  # read-only data (kernel inputs): no dependencies
-            wl = writes.get(acc.storage.id)
-            if wl:
+        for acc in rds:
+            sid = acc.storage.id
+            wl = writes_get(sid)
+            if wl:  # read-only data (kernel inputs) has no writes, hence no dependencies
                 p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
                 for e in wl:
                     if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
                         deps[e[4]] = RAW
-        for acc in ins.writes:
+        for acc in wrs:
             sid = acc.storage.id
             p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
-            wl = writes.get(sid)
+            wl = writes_get(sid)
             if wl:
                 for e in wl:
                     if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
                         j = e[4]
                         if j not in deps or deps[j] > WAW:
                             deps[j] = ORD if e[5] == eng else WAW
-            rl = reads.get(sid)
+            rl = reads_get(sid)
             if rl:
                 for e in rl:
                     j = e[4]
                     if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
                         deps[j] = WAR
+        # ---- core barriers: a barrier waits for its own core's earlier writes of its tensor (the other cores
+        # meet it at the rendezvous: the stream interleaves the cores, so it must not order them); the core's
+        # later accesses of the tensor wait for the barrier's end
+        if barrier_on:
+            for accs in (rds, wrs):
+                for acc in accs:
+                    j = barrier_on.get((ins.core, acc.storage.id))
+                    if j is not None:
+                        deps.setdefault(j, BAR)
+        is_barrier = ins.opcode == "CORE_BARRIER"
+        if is_barrier:
+            deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == ins.core}
+            for acc in rds:
+                barrier_on[(ins.core, acc.storage.id)] = i
         # ---- record this instruction's accesses
-        for acc in ins.reads:
+        for acc in rds:
             sid = acc.storage.id
-            if sid in written:
-                reads.setdefault(sid, []).append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
-        for acc in ins.writes:
+            if sid in written and not is_barrier:
+                rl = reads_get(sid)
+                e = (acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i)
+                if rl is None:
+                    reads[sid] = [e]
+                else:
+                    rl.append(e)
+        for acc in wrs:
             sid = acc.storage.id
-            box = (acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi)
-            for table in (writes, reads):
-                lst = table.get(sid)
-                if lst:
-                    table[sid] = [
-                        x for x in lst if not (box[0] <= x[0] and x[1] <= box[1] and box[2] <= x[2] and x[3] <= box[3])
-                    ]
-            writes.setdefault(sid, []).append((*box, i, eng))
+            b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            rl = reads_get(sid)
+            if rl:  # drop the boxes this write covers
+                if len(rl) == 1:
+                    x = rl[0]
+                    if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
+                        rl.clear()
+                else:
+                    rl[:] = [x for x in rl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+            wl = writes_get(sid)
+            e = (b0, b1, b2, b3, i, eng)
+            if wl is None:
+                writes[sid] = [e]
+            else:
+                if len(wl) == 1:
+                    x = wl[0]
+                    if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
+                        wl.clear()
+                elif wl:
+                    wl[:] = [x for x in wl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+                wl.append(e)
         # ---- DMA queue of this statement
-        if eng == Engine.DMA:
+        if eng == DMA:
             base = ins.attrs.get("queue") or "qSyncIO"
-            lines = qlines.setdefault((ins.core, base), {})
+            lines = qlines.get((ins.core, base))
+            if lines is None:
+                lines = qlines[(ins.core, base)] = {}
             k = lines.get(ins.loc)
             if k is None:
                 k = lines[ins.loc] = len(lines) % nq
-            g.queue_of[i] = f"{base}{k}"
+            queue_of[i] = f"{base}{k}"
         if extra is not None:
             for j in extra.get(i, ()):
                 deps.setdefault(j, BUF)
         if deps:
-            deps_all[i] = list(deps.items())
+            items = list(deps.items())
+            deps_all[i] = items
+            for j, kind in items:
+                children[j].append((i, kind))
         # ---- buffers released after this position
-        rel = releases.get(i)
+        rel = releases_get(i)
         if rel:
             for sid in rel:
-                free.setdefault(_site_key(stor[sid]), deque()).append(sid)
-    # children lists
-    total = n + len(g.vdeps)
-    children: list[list[tuple[int, int]]] = [[] for _ in range(total)]
-    for i in range(n):
-        for j, kind in deps_all[i]:
-            children[j].append((i, kind))
-    for k, dl in enumerate(g.vdeps):
-        v = n + k
-        for j, kind in dl:
-            children[j].append((v, kind))
+                key = site_of[sid]
+                fq = free[key]
+                if fq is None:
+                    free[key] = deque((sid,))
+                else:
+                    fq.append(sid)
+    for j, vc in vchildren.items():
+        children[j].extend(vc)
     g.children = children
     return g
 
@@ -490,27 +592,15 @@ def _spill_instruction(kind: str, st, loc, amount: int) -> Instruction:
     return ins
 
 
-def plan_spills(stream: list[Instruction], arch: Arch):
+def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None):
     """What the compiler does when SBUF overflows (timing-only runs of kernels whose live tiles exceed it): in
     program order, whenever the live tiles of a core exceed SBUF, the tile whose next use is farthest away is
     saved to HBM and reloaded before that use. Returns (extended stream, positions of the original
-    instructions, extra dependencies) or None when everything fits."""
+    instructions, extra dependencies) or None when everything fits. `scan` is `_scan(stream)` if known."""
     cap = arch.sbuf_usable_bytes_per_partition
-    uses: dict[int, list[int]] = {}
-    stor: dict[int, Any] = {}
-    at: list[list[int]] = [[] for _ in stream]
-    for pos, ins in enumerate(stream):
-        seen = at[pos]
-        for acc in ins.reads + ins.writes:
-            st = acc.storage
-            if st.buffer.kind != "sbuf":
-                continue
-            sid = st.id
-            if sid in seen:
-                continue
-            seen.append(sid)
-            stor[sid] = st
-            uses.setdefault(sid, []).append(pos)
+    if scan is None:
+        scan = _scan(stream)
+    stor, at, uses = scan[2], scan[4], scan[5]
     # quick check: does the program-order peak exceed the capacity on some core?
     delta: dict[int, dict[int, int]] = {}
     for sid, ps in uses.items():
@@ -531,6 +621,7 @@ def plan_spills(stream: list[Instruction], arch: Arch):
     live: dict[int, set[int]] = {}
     used: dict[int, int] = {}
     nxt: dict[int, int] = {}
+    nxt_use: dict[int, int] = {}  # position of each tile's next use after the current one (-1: none)
     out_amt: dict[int, int] = {}  # bytes per partition of a tile currently held in HBM
     started: set[int] = set()
     saves_at: dict[int, list[tuple[int, int]]] = {}
@@ -543,7 +634,9 @@ def plan_spills(stream: list[Instruction], arch: Arch):
         core = stream[pos].core
         lv = live.setdefault(core, set())
         for sid in here:
-            nxt[sid] = nxt.get(sid, -1) + 1
+            k = nxt[sid] = nxt.get(sid, -1) + 1
+            ps = uses[sid]
+            nxt_use[sid] = ps[k + 1] if k + 1 < len(ps) else -1
             if sid not in started:
                 started.add(sid)
                 lv.add(sid)
@@ -553,16 +646,12 @@ def plan_spills(stream: list[Instruction], arch: Arch):
                 used[core] = used.get(core, 0) + amt
                 reloads_at.setdefault(pos, []).append((sid, amt))
         while used.get(core, 0) > cap:
+            # the live tile (not used here, not all in HBM already) whose next use is farthest; ties: set order
             best, best_next = -1, -1
             for sid in lv:
-                if sid in here or out_amt.get(sid, 0) >= stor[sid].row_bytes:
-                    continue
-                ps = uses[sid]
-                k = nxt[sid] + 1
-                if k >= len(ps):
-                    continue
-                if ps[k] > best_next:
-                    best, best_next = sid, ps[k]
+                nu = nxt_use[sid]
+                if nu > best_next and sid not in here and out_amt.get(sid, 0) < stor[sid].row_bytes:
+                    best, best_next = sid, nu
             if best < 0:
                 break
             resident = stor[best].row_bytes - out_amt.get(best, 0)
@@ -571,7 +660,7 @@ def plan_spills(stream: list[Instruction], arch: Arch):
             used[core] -= amt
             saves_at.setdefault(pos, []).append((best, amt))
         for sid in here:
-            if uses[sid][-1] == pos and sid in lv:
+            if nxt_use[sid] < 0 and sid in lv:
                 lv.discard(sid)
                 used[core] -= stor[sid].row_bytes - out_amt.pop(sid, 0)
     if not saves_at:
@@ -597,9 +686,10 @@ def plan_spills(stream: list[Instruction], arch: Arch):
 
 # ============================================================================================ scheduler
 class _Resource:
-    __slots__ = ("key", "order", "head", "free_t", "window", "version", "last", "blocked", "first_start", "last_end")
+    __slots__ = ("key", "order", "head", "free_t", "window", "version", "last", "blocked", "first_start", "last_end",
+                 "idx")
 
-    def __init__(self, key: tuple, window: int) -> None:
+    def __init__(self, key: tuple, window: int, idx: int = 0) -> None:
         self.key = key
         self.order: list[int] = []
         self.head = 0
@@ -610,13 +700,22 @@ class _Resource:
         self.blocked = False
         self.first_start = -1.0
         self.last_end = 0.0
+        self.idx = idx
 
 
 def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     """Run the timing pass over `stream` (instructions of any number of cores)."""
-    plan = plan_spills(stream, arch)
+    from ..core.memory import relaxed_gc
+
+    with relaxed_gc():  # the pass allocates many small acyclic objects: keep the collector from rescanning them
+        return _schedule_stream(stream, arch)
+
+
+def _schedule_stream(stream: list[Instruction], arch: Arch) -> Estimate:
+    scan = _scan(stream)
+    plan = plan_spills(stream, arch, scan)
     if plan is None:
-        return _schedule(stream, arch, None)
+        return _schedule(stream, arch, None, scan)
     ext, orig_pos, extra = plan
     est = _schedule(ext, arch, extra)
     to_orig = {p: k for k, p in enumerate(orig_pos)}
@@ -668,73 +767,120 @@ class _Flow:
         self.proj = -1.0  # projected completion time of the pending completion event
 
 
+_flow_cap = operator.attrgetter("cap")
+
+
 def _waterfill(flows: list[_Flow], pipe_cap: float, hbm_cap: float) -> None:
     """Max-min fair rates (bytes/ns): the flows of a core share its DMA data path, each capped by its own
     descriptor-limited rate; if the HBM domain (shared by its cores) is then oversubscribed, the flows that
     touch HBM slow down in proportion."""
-    by_core: dict[int, list[_Flow]] = {}
+    fl: list[_Flow] = []
+    core0 = -1
+    multi = False
     for f in flows:
         if f.cost <= 0:
-            by_core.setdefault(f.core, []).append(f)
+            if not fl:
+                core0 = f.core
+            elif f.core != core0:
+                multi = True
+            fl.append(f)
         else:
             f.rate = 0.0
+    if multi:  # groups per core, in order of first appearance
+        by_core: dict[int, list[_Flow]] = {}
+        for f in fl:
+            by_core.setdefault(f.core, []).append(f)
+        groups = list(by_core.values())
+    else:
+        groups = [fl] if fl else []
     hbm_used = 0.0
-    for fl in by_core.values():
+    for fl in groups:
         if len(fl) == 1:
             f = fl[0]
-            f.rate = f.cap if f.cap < pipe_cap else pipe_cap
-        else:
-            fl.sort(key=lambda f: f.cap)
-            left = pipe_cap
-            k = len(fl)
-            for f in fl:
-                share = left / k
-                r = f.cap if f.cap < share else share
-                f.rate = r
-                left -= r
-                k -= 1
+            r = f.rate = f.cap if f.cap < pipe_cap else pipe_cap
+            hbm_used += r * f.h
+            continue
+        fl.sort(key=_flow_cap)
+        left = pipe_cap
+        k = len(fl)
+        for f in fl:
+            share = left / k
+            r = f.cap if f.cap < share else share
+            f.rate = r
+            left -= r
+            k -= 1
         for f in fl:
             hbm_used += f.rate * f.h
     if hbm_used > hbm_cap > 0:
         scale = hbm_cap / hbm_used
-        for fl in by_core.values():
+        for fl in groups:
             for f in fl:
                 if f.h > 0:
                     f.rate *= scale
 
 
-def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None) -> Estimate:
+def _schedule(
+    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None, scan: tuple | None = None
+) -> Estimate:
+    """The event loop. Hot path: one heap pop per instruction (plus DMA data start / completion events); each
+    resource (engine or DMA queue of a core) keeps one candidate in the heap, recomputed when it is marked
+    dirty (it ran an instruction, or one of its window's instructions became ready)."""
+    from ..isa.dma import dma_cost
     from ..isa.tensor_engine import loadstationary_ns
 
     n = len(stream)
-    g = build_graph(stream, arch, extra)
-    nv = len(g.vdeps)
-    total_nodes = n + nv
-    deps_all = g.deps
+    g = build_graph(stream, arch, extra, scan)
+    vdeps = g.vdeps
+    total_nodes = n + len(vdeps)
     children = g.children
-    pending = [len(deps_all[i]) for i in range(n)] + [len(d) for d in g.vdeps]
+    queue_of = g.queue_of
+    pending = [len(d) for d in g.deps]
+    pending += [len(d) for d in vdeps]
     ready = [0.0] * total_nodes
     bind = [-1] * total_nodes
     bind_kind = [-1] * total_nodes
     end = [0.0] * total_nodes
     done = [0.0] * total_nodes
-    issue_t = [0.0] * n
     scheduled = [False] * total_nodes
-    res_of: list[_Resource] = [None] * n  # type: ignore[list-item]
+    start = [0.0] * n
+    issue_t = [0.0] * n
+    wait_on = [-1] * n
+    wait_ns_of = [0.0] * n
+    reason_of = [""] * n
+    timed = [False] * n  # start / end final (DMA: data moved)
     crit = [-1] * n  # the node whose completion (or occupancy) fixed each instruction's start
 
     # ---- resources: one per (core, engine) and per (core, DMA queue)
+    DMA = Engine.DMA
+    TENSOR = Engine.TENSOR
     resources: dict[tuple, _Resource] = {}
+    res_list: list[_Resource] = []
     win = max(1, int(arch.reorder_window))
-    cores = set()
+    eng_of: list[Any] = [""] * total_nodes  # "" for virtual nodes
+    rid_of = [0] * n
+    barrier_groups: dict[tuple, list[int]] = {}
+    barrier_count: dict[tuple, int] = {}
+    barrier_of: dict[int, tuple] = {}
     for i, ins in enumerate(stream):
-        cores.add(ins.core)
-        key = (ins.core, "DMA", g.queue_of[i]) if ins.engine == Engine.DMA else (ins.core, ins.engine)
+        core = ins.core
+        eng = eng_of[i] = ins.engine
+        key = (core, "DMA", queue_of[i]) if eng == DMA else (core, eng)
         r = resources.get(key)
         if r is None:
-            r = resources[key] = _Resource(key, win)
+            r = resources[key] = _Resource(key, win, len(res_list))
+            res_list.append(r)
         r.order.append(i)
-        res_of[i] = r
+        rid_of[i] = r.idx
+        if ins.opcode == "CORE_BARRIER":
+            cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
+            kk = (core, cores_l)
+            c = barrier_count.get(kk, 0)
+            barrier_count[kk] = c + 1
+            gk = (cores_l, c)
+            barrier_groups.setdefault(gk, []).append(i)
+            barrier_of[i] = gk
+    cores = {k[0] for k in resources}
+    barrier_arrived: dict[tuple, list[tuple[int, float]]] = {}
 
     latency = {e: arch.latency_ns(e) for e in COMPUTE_ENGINES}
     sem = arch.semaphore_ns
@@ -744,71 +890,39 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
     pipe_cap = bw_eng * neng
     fixed = arch.dma_fixed_ns
     issue_ns = arch.dma_issue_ns
+    q_delay = max(fixed, issue_ns)
     hbm_dom = max(1, arch.hbm_cores_per_domain)
     hbm_cap = arch.hbm_bytes_per_ns * hbm_dom
     n_issuers = max(1, int(arch.dma_issuers))
+    transpose_eff = max(arch.dma_transpose_efficiency, 1e-3)
     issuer_free: dict[tuple, float] = {}
     issuer_last: dict[tuple, int] = {}
+    issuer_key: dict[tuple, tuple] = {}  # (core, queue) -> issuer
     qwait: dict[tuple, deque] = {}  # per DMA queue: issued transfers waiting for their turn
     qbusy: dict[tuple, bool] = {}
     qlast: dict[tuple, int] = {}
     flows_by_dom: dict[int, list[_Flow]] = {}
     flow_of: dict[int, _Flow] = {}
+    desc_ns: dict[float, float] = {}
     last_stationary: dict[int, Any] = {}
-    barrier_groups: dict[tuple, list[int]] = {}
-    barrier_count: dict[tuple, int] = {}
-    barrier_of: dict[int, tuple] = {}
-    for i, ins in enumerate(stream):
-        if ins.opcode == "CORE_BARRIER":
-            cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
-            kk = (ins.core, cores_l)
-            c = barrier_count.get(kk, 0)
-            barrier_count[kk] = c + 1
-            gk = (cores_l, c)
-            barrier_groups.setdefault(gk, []).append(i)
-            barrier_of[i] = gk
-    barrier_arrived: dict[tuple, list[tuple[int, float]]] = {}
 
     busy: dict[str, float] = {}
     idle: dict[str, dict[tuple, float]] = {}
     dma_intervals: dict[int, list[tuple[float, float]]] = {}
     dma_bytes = hbm_bytes = 0
     flops = pe_flops = 0
-    timings: list[Timed] = [None] * n  # type: ignore[list-item]
 
     # heap items: (time, priority, tie, a, b); priority 0 = DMA completion, 1 = DMA data start, 2 = instruction
     heap: list[tuple] = []
-    flow_done: set[int] = set()
-    seq = [0]
-    dirty: dict = {}
+    heappush = heapq.heappush
+    heappop = heapq.heappop
+    seq = 0
+    dirty: dict[int, None] = {}  # resources whose candidate must be recomputed (insertion-ordered set)
 
     def push_event(t: float, prio: int, a: Any, b: Any) -> None:
-        seq[0] += 1
-        heapq.heappush(heap, (t, prio, seq[0], a, b))
-
-    def candidate(r: _Resource) -> None:
-        """Push the resource's best next instruction (earliest possible start, then program order)."""
-        r.version += 1
-        if r.blocked:
-            return
-        order = r.order
-        h = r.head
-        lim = min(len(order), h + r.window)
-        best_t = math.inf
-        best_i = -1
-        ft = r.free_t
-        for p in range(h, lim):
-            i = order[p]
-            if scheduled[i] or pending[i]:
-                continue
-            t = ready[i] if ready[i] > ft else ft
-            if t < best_t:
-                best_t, best_i = t, i
-        if best_i >= 0:
-            heapq.heappush(heap, (best_t, 2, best_i, r.version, r.key))
-
-    eng_of = [ins.engine for ins in stream]
-    key_of = [r.key for r in res_of]
+        nonlocal seq
+        seq += 1
+        heappush(heap, (t, prio, seq, a, b))
 
     def finish_node(p: int) -> None:
         """Propagate a finished node's times to its children (virtual nodes are resolved at once).
@@ -819,7 +933,7 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
             q = stack.pop()
             t_done = done[q]
             t_end = end[q]
-            eq = eng_of[q] if q < n else ""
+            eq = eng_of[q]
             for c, kind in children[q]:
                 if kind == RAW or kind == WAW:
                     t = t_done
@@ -827,34 +941,32 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
                         t += sem
                 else:
                     t = t_end
-                if t >= ready[c] or bind[c] < 0:
-                    if t > ready[c]:
+                rc = ready[c]
+                if t >= rc or bind[c] < 0:
+                    if t > rc:
                         ready[c] = t
                     bind[c] = q
                     bind_kind[c] = kind
-                pending[c] -= 1
-                if pending[c] == 0:
+                pc = pending[c] = pending[c] - 1
+                if pc == 0:
                     if c >= n:
                         scheduled[c] = True
                         end[c] = done[c] = ready[c]
                         stack.append(c)
                     else:
-                        dirty[key_of[c]] = None
+                        dirty[rid_of[c]] = None
 
     for v in range(n, total_nodes):
         if pending[v] == 0:
             scheduled[v] = True
             finish_node(v)
-    for r in resources.values():
-        candidate(r)
-    dirty.clear()
+    for r in res_list:
+        dirty[r.idx] = None
 
-    def record_idle(r: _Resource, i: int, st: float) -> None:
-        if r.key[1] == "DMA":
-            return
-        gap = st - r.free_t
-        if gap <= 1e-9:
-            return
+    who_of: dict[int, tuple] = {}
+
+    def record_idle(r: _Resource, i: int, gap: float) -> None:
+        """Book an engine's idle gap before instruction i to its cause (the dependency that released i)."""
         eng = r.key[1]
         b = bind[i]
         if b >= 0 and ready[i] > r.free_t + 1e-9:
@@ -864,14 +976,22 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
                 pb2 = bind[pb]
                 pb = pb2 if 0 <= pb2 < n else -1
             if pb >= 0:
-                pins = stream[pb]
-                who = "DMA " + (g.queue_of[pb] or "") if pins.engine == Engine.DMA else pins.engine
-                key = (KIND_NAMES.get(kind, "dep"), who, describe(pins), pins.loc)
+                w = who_of.get(pb)
+                if w is None:
+                    pins = stream[pb]
+                    who = "DMA " + (queue_of[pb] or "") if pins.engine == DMA else pins.engine
+                    w = who_of[pb] = (who, describe(pins), pins.loc, pins.core)
+                who = w[0]
+                if w[3] != stream[i].core:  # cross-core wait (sendrecv, collectives, shared HBM)
+                    who = f"core {w[3]} {who}"
+                key = (KIND_NAMES.get(kind, "dep"), who, w[1], w[2])
             else:
                 key = (KIND_NAMES.get(kind, "dep"), "?", "", None)
         else:
             key = ("start" if r.last < 0 else "issue", "", "", None)
-        d = idle.setdefault(eng, {})
+        d = idle.get(eng)
+        if d is None:
+            d = idle[eng] = {}
         d[key] = d.get(key, 0.0) + gap
 
     # ------------------------------------------------------------------ DMA subsystem
@@ -881,18 +1001,19 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         core = ins.core
         attrs = ins.attrs
         dom = core // hbm_dom
-        if not _is_plain_dma(ins):
-            cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
+        spec = ins.spec
+        if spec is not None and spec.cost is not dma_cost:  # a DMA-queue record with its own cost rule
+            cost = spec.cost(ins, arch)
             return _Flow(i, core, dom, 0.0, math.inf, 0.0, max(cost, 1e-9))
         nbytes = float(attrs.get("bytes", 0) or (ins.writes[0].nbytes if ins.writes else 0))
         sb = None
         for a in ins.writes:
-            if a.storage.buffer.on_chip:
+            if a.storage.buffer.kind != "hbm":
                 sb = a
                 break
         if sb is None:
             for a in ins.reads:
-                if a.storage.buffer.on_chip:
+                if a.storage.buffer.kind != "hbm":
                     sb = a
                     break
         parts = max(1, ins.partitions or 1)
@@ -907,9 +1028,12 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         desc = float(attrs.get("desc_bytes") or bpp)
         desc = min(desc, bpp) if bpp > 0 else desc
         ndesc_pp = max(1, math.ceil(bpp / desc)) if desc > 0 else 1
-        floor = parts_eng * ndesc_pp * dma_descriptor_ns(arch, desc)
+        dns = desc_ns.get(desc)
+        if dns is None:
+            dns = desc_ns[desc] = dma_descriptor_ns(arch, desc)
+        floor = parts_eng * ndesc_pp * dns
         if attrs.get("transpose"):
-            floor /= max(arch.dma_transpose_efficiency, 1e-3)
+            floor /= transpose_eff
         cap = nbytes / floor if floor > 0 else math.inf
         direction = attrs.get("direction", "")
         h = float(direction.count("hbm")) if "hbm" in direction else 0.0
@@ -938,37 +1062,31 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
             if te < math.inf:
                 push_event(te, 0, f, f.version)
 
-    def start_flow(i: int, t: float) -> None:
-        f = flow_of[i]
-        f.start = t
-        f.t0 = t
-        fl = flows_by_dom.setdefault(f.dom, [])
-        fl.append(f)
-        if f.cost > 0:
-            push_event(t + f.cost, 0, f, f.version)
-        else:
-            reflow(f.dom, t)
-
-    def issue_dma(i: int, ins: Instruction, r: _Resource, t0: float) -> None:
+    def issue_dma(i: int, ins: Instruction, t0: float) -> None:
         core = ins.core
-        q = g.queue_of[i]
-        qidx = q[-1] if q and q[-1].isdigit() else "0"
-        ikey = (core, _issuer_of(q), int(qidx) % n_issuers)
+        q = queue_of[i]
+        qk = (core, q)
+        ikey = issuer_key.get(qk)
+        if ikey is None:
+            qidx = q[-1] if q and q[-1].isdigit() else "0"
+            ikey = issuer_key[qk] = (core, _issuer_of(q), int(qidx) % n_issuers)
         ifree = issuer_free.get(ikey, 0.0)
         crit[i] = bind[i] if ready[i] >= ifree else issuer_last.get(ikey, -1)
-        t_issue = max(t0, ifree)
+        t_issue = ifree if ifree > t0 else t0
         issuer_free[ikey] = t_issue + issue_ns
         issuer_last[ikey] = i
         issue_t[i] = t_issue
         flow_of[i] = dma_flow(i, ins)
-        qk = (core, q)
-        earliest = t_issue + max(fixed, issue_ns)
         if qbusy.get(qk):
-            qwait.setdefault(qk, deque()).append(i)
+            w = qwait.get(qk)
+            if w is None:
+                qwait[qk] = deque((i,))
+            else:
+                w.append(i)
         else:
             qbusy[qk] = True
             qlast[qk] = i
-            push_event(earliest, 1, i, 0)
+            push_event(t_issue + q_delay, 1, i, 0)
 
     def complete_flow(f: _Flow, t: float) -> None:
         i = f.i
@@ -976,86 +1094,144 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
         fl.remove(f)
         if f.cost <= 0:
             reflow(f.dom, t)
-        ins = stream[i]
-        st = f.start
-        timings[i] = Timed(st, t, timings[i].wait_on, timings[i].wait_ns, g.queue_of[i], t, issue_t[i],
-                           timings[i].reason)
+        core = stream[i].core
+        st = start[i] = f.start
         end[i] = done[i] = t
-        dma_intervals.setdefault(ins.core, []).append((st, t))
-        qk = (ins.core, g.queue_of[i])
+        timed[i] = True
+        iv = dma_intervals.get(core)
+        if iv is None:
+            dma_intervals[core] = [(st, t)]
+        else:
+            iv.append((st, t))
+        qk = (core, queue_of[i])
         w = qwait.get(qk)
         if w:
             j = w.popleft()
             qlast[qk] = j
-            crit[j] = i if t > issue_t[j] + max(fixed, issue_ns) else crit[j]
-            push_event(max(t, issue_t[j] + max(fixed, issue_ns)), 1, j, 0)
+            tj = issue_t[j] + q_delay
+            if t > tj:
+                crit[j] = i
+            push_event(t if t > tj else tj, 1, j, 0)
         else:
             qbusy[qk] = False
         finish_node(i)
 
     # ------------------------------------------------------------------ main loop
-    while heap or dirty:
+    inf = math.inf
+    while True:
         if dirty:
-            keys = list(dirty)
+            # each dirty resource pushes its best next instruction: earliest possible start, then program order
+            for rid in dirty:
+                r = res_list[rid]
+                r.version += 1
+                if r.blocked:
+                    continue
+                order = r.order
+                h = r.head
+                lim = h + r.window
+                if lim > len(order):
+                    lim = len(order)
+                best_t = inf
+                best_i = -1
+                ft = r.free_t
+                for p in range(h, lim):
+                    i = order[p]
+                    if scheduled[i] or pending[i]:
+                        continue
+                    t = ready[i]
+                    if t <= ft:  # can start as soon as the engine is free: nothing later in the window beats it
+                        best_t = ft
+                        best_i = i
+                        break
+                    if t < best_t:
+                        best_t = t
+                        best_i = i
+                if best_i >= 0:
+                    heappush(heap, (best_t, 2, best_i, r.version, rid))
             dirty.clear()
-            for key in keys:
-                candidate(resources[key])
-            continue
-        item = heapq.heappop(heap)
-        t, prio = item[0], item[1]
+        if not heap:
+            break
+        item = heappop(heap)
+        t = item[0]
+        prio = item[1]
         if prio == 0:
-            f, ver = item[3], item[4]
-            if ver != f.version or f.i in flow_done:
+            f = item[3]
+            if item[4] != f.version or timed[f.i]:
                 continue
-            flow_done.add(f.i)
             complete_flow(f, t)
             continue
         if prio == 1:
-            start_flow(item[3], t)
+            f = flow_of[item[3]]
+            f.start = t
+            f.t0 = t
+            fl = flows_by_dom.get(f.dom)
+            if fl is None:
+                flows_by_dom[f.dom] = [f]
+            else:
+                fl.append(f)
+            if f.cost > 0:
+                push_event(t + f.cost, 0, f, f.version)
+            else:
+                reflow(f.dom, t)
             continue
-        i, ver, key = item[2], item[3], item[4]
-        r = resources[key]
-        if ver != r.version or scheduled[i] or r.blocked:
+        i = item[2]
+        rid = item[4]
+        r = res_list[rid]
+        if item[3] != r.version or scheduled[i] or r.blocked:
             continue
         ins = stream[i]
-        eng = ins.engine
-        st0 = ready[i] if ready[i] > r.free_t else r.free_t
-        waited = ready[i] > r.free_t + 1e-9 and bind[i] >= 0
-        w_on = bind[i] if waited else -1
-        if w_on >= n:
-            w2 = bind[w_on]
-            w_on = w2 if 0 <= w2 < n else -1
-        reason = KIND_NAMES.get(bind_kind[i], "") if waited else ""
-        wait_ns = max(0.0, ready[i] - r.free_t) if waited else 0.0
-        if eng == Engine.DMA:
+        eng = eng_of[i]
+        rdy = ready[i]
+        ft = r.free_t
+        st = rdy if rdy > ft else ft
+        waited = rdy > ft + 1e-9 and bind[i] >= 0
+        if waited:
+            w_on = bind[i]
+            if w_on >= n:
+                w2 = bind[w_on]
+                w_on = w2 if 0 <= w2 < n else -1
+            wait_on[i] = w_on
+            reason_of[i] = KIND_NAMES.get(bind_kind[i], "")
+            wns = rdy - ft
+            wait_ns_of[i] = wns if wns > 0.0 else 0.0
+        if eng == DMA:
             scheduled[i] = True
-            timings[i] = Timed(st0, st0, w_on, wait_ns, g.queue_of[i], st0, st0, reason)
-            issue_dma(i, ins, r, st0)
-            nbytes = int(ins.attrs.get("bytes", 0) or 0)
+            issue_dma(i, ins, st)
+            attrs = ins.attrs
+            nbytes = int(attrs.get("bytes", 0) or 0)
             dma_bytes += nbytes
-            direction = ins.attrs.get("direction", "")
-            if "hbm" in direction:
+            if "hbm" in attrs.get("direction", ""):
                 hbm_bytes += nbytes
             r.free_t = issue_t[i]
             r.last = i
-            while r.head < len(r.order) and scheduled[r.order[r.head]]:
-                r.head += 1
-            dirty[key] = None
+            order = r.order
+            h = r.head
+            while h < len(order) and scheduled[order[h]]:
+                h += 1
+            r.head = h
+            dirty[rid] = None
             continue
-        cost = ins.spec.cost(ins, arch) if ins.spec is not None else 0.0
-        if eng == Engine.TENSOR and ins.attrs.get("M") is not None:
-            sa = ins.reads[0] if ins.reads else None
-            sid = (sa.storage.id, sa.p_lo, sa.p_hi, sa.f_lo, sa.f_hi) if sa is not None else None
-            if sid is None or sid != last_stationary.get(ins.core):
-                ls = loadstationary_ns(ins, arch)
-                if ls > cost:
-                    cost = ls
-            last_stationary[ins.core] = sid
-            pe_flops += ins.flops
-            if not ins.attrs.get("transpose"):
-                flops += ins.flops
-        st = st0
-        record_idle(r, i, st)
+        spec = ins.spec
+        cost = spec.cost(ins, arch) if spec is not None else 0.0
+        if eng == TENSOR:
+            attrs = ins.attrs
+            if attrs.get("M") is not None:
+                rds = ins.reads
+                if rds:
+                    sa = rds[0]
+                    sid = (sa.storage.id, sa.p_lo, sa.p_hi, sa.f_lo, sa.f_hi)
+                else:
+                    sid = None
+                if sid is None or sid != last_stationary.get(ins.core):
+                    ls = loadstationary_ns(ins, arch)
+                    if ls > cost:
+                        cost = ls
+                last_stationary[ins.core] = sid
+                pe_flops += ins.flops
+                if not attrs.get("transpose"):
+                    flops += ins.flops
+        if st - ft > 1e-9:
+            record_idle(r, i, st - ft)
         if i in barrier_of:
             gk = barrier_of[i]
             arr = barrier_arrived.setdefault(gk, [])
@@ -1065,53 +1241,79 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
             r.version += 1
             if len(arr) < len(barrier_groups[gk]):
                 continue
-            t_all = max(a[1] for a in arr)
+            last_i, t_all = max(arr, key=lambda a: a[1])
             for j, sj in arr:
-                rj = res_of[j]
+                rj = res_list[rid_of[j]]
                 cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
                 end[j] = done[j] = t_all + cj
-                timings[j] = Timed(sj, end[j], -1, t_all - sj, "", reason="barrier")
-                busy[stream[j].engine] = busy.get(stream[j].engine, 0.0) + (end[j] - sj)
+                # a core that arrives first waits for the last core's barrier record (a cross-core wait)
+                cross = j != last_i and t_all - sj > 1e-9
+                start[j] = issue_t[j] = sj
+                if not (j == i and waited and not cross):  # the last core to arrive keeps what delayed it
+                    wait_on[j] = last_i if cross else -1
+                    wait_ns_of[j] = t_all - sj
+                    reason_of[j] = "barrier"
+                timed[j] = True
+                busy[stream[j].engine] = busy.get(stream[j].engine, 0.0) + cj
+                if cross:
+                    li = stream[last_i]
+                    ik = ("barrier", f"core {li.core} {li.engine}", describe(li), li.loc)
+                    d_idle = idle.setdefault(stream[j].engine, {})
+                    d_idle[ik] = d_idle.get(ik, 0.0) + (t_all - sj)
                 rj.blocked = False
                 rj.free_t = end[j]
                 rj.last_end = max(rj.last_end, end[j])
-                crit[j] = rj.last
+                if cross:
+                    crit[j] = last_i
+                elif j == i:
+                    crit[j] = bind[i] if waited else rj.last
+                else:  # arrived at the same time as the last core: its own binding dependency
+                    crit[j] = bind[j] if bind[j] >= 0 else rj.last
                 rj.last = j
                 while rj.head < len(rj.order) and scheduled[rj.order[rj.head]]:
                     rj.head += 1
                 finish_node(j)
-                dirty[rj.key] = None
+                dirty[rj.idx] = None
             continue
         en = st + cost
         dn = en + latency.get(eng, 0.0)
         busy[eng] = busy.get(eng, 0.0) + cost
         crit[i] = bind[i] if waited else r.last
-        timings[i] = Timed(st, en, w_on, wait_ns, "", dn, st, reason)
+        start[i] = issue_t[i] = st
         end[i] = en
         done[i] = dn
+        timed[i] = True
         scheduled[i] = True
         r.free_t = en
-        r.last_end = max(r.last_end, en)
+        if en > r.last_end:
+            r.last_end = en
         r.last = i
-        while r.head < len(r.order) and scheduled[r.order[r.head]]:
-            r.head += 1
+        order = r.order
+        h = r.head
+        while h < len(order) and scheduled[order[h]]:
+            h += 1
+        r.head = h
         finish_node(i)
-        dirty[key] = None
+        dirty[rid] = None
 
     # anything left (a barrier whose partners never arrived, a dependency cycle): finish in program order
     for i in range(n):
-        if timings[i] is None or (stream[i].engine == Engine.DMA and i not in flow_done):
-            r = res_of[i]
+        if not timed[i]:
+            r = res_list[rid_of[i]]
             st = max(ready[i], r.free_t)
             cost = stream[i].spec.cost(stream[i], arch) if stream[i].spec is not None else 0.0
-            timings[i] = Timed(st, st + cost, -1, 0.0, g.queue_of[i])
+            start[i] = issue_t[i] = st
+            wait_on[i] = -1
+            wait_ns_of[i] = 0.0
+            reason_of[i] = ""
             end[i] = done[i] = st + cost
             r.free_t = st + cost
             r.last_end = max(r.last_end, st + cost)
 
-    total = (max((t.done for t in timings), default=0.0) + arch.launch_overhead_ns) if n else 0.0
+    timings = list(map(Timed, start, end, wait_on, wait_ns_of, queue_of, done[:n], issue_t, reason_of))
+    total = (max(done[:n]) + arch.launch_overhead_ns) if n else 0.0
     # tail idle: engines that finished early wait for the kernel's end
-    for r in resources.values():
+    for r in res_list:
         if r.key[1] == "DMA" or not r.order:
             continue
         gap = total - r.last_end
@@ -1139,7 +1341,7 @@ def _schedule(stream: list[Instruction], arch: Arch, extra: dict[int, list[int]]
     est.idle = idle
     est.dma_active_ns = dma_active
     est.extra["cores"] = est.cores
-    est.extra["dma_queues"] = sorted({q for q in g.queue_of if q})
+    est.extra["dma_queues"] = sorted({q for q in queue_of if q})
     est.critical_path = _critical_path(timings, crit, n, bind)
     return est
 

@@ -56,7 +56,7 @@ def describe_idle(engine: str, key: tuple, frac: float) -> str:
     elif kind in ("write-order", "order"):
         why = f"waiting for an earlier write by {who} ({what}){where}"
     elif kind == "barrier":
-        why = "waiting at a core barrier"
+        why = "waiting at a core barrier" + (f" for {who} ({what}){where}" if who else "")
     elif kind == "end":
         why = "finished early, waiting for the other engines"
     elif kind == "start":

@@ -19,6 +19,7 @@ from ...isa import collectives as _cc
 from .isa import NkiInstruction, VirtualRegister
 from .language import NKIObject
 from .lnc import scheduler
+from .tensor import TiView
 
 
 class ReplicaGroup(NKIObject):
@@ -68,6 +69,12 @@ def _tensors(x: Any, api: str, nm: str) -> list[Tensor]:
         if not isinstance(t, Tensor):
             raise NkiTypeError(f"{api}: {nm}[{i}] must be a tensor, got {type(t).__name__}", code="err_invalid_operand",
                                loc=caller_location())
+        if isinstance(t, TiView):
+            raise NkiUnsupportedError(
+                f"{api}: {nm}[{i}] is a tensor-indirection view (NkiTensor.indirect), which is documented for compute "
+                f"instructions only",
+                code="err_unsupported_api", loc=caller_location(),
+            )
     return items
 
 
@@ -171,26 +178,52 @@ def rank_id(name: str | None = None) -> VirtualRegister:
     return VirtualRegister(current().core, name="rank_id")
 
 
-def _not_implemented(api: str) -> NkiUnsupportedError:
-    return NkiUnsupportedError(
-        f"nki.collectives.{api} (metadata-driven variable-size collective) is not implemented in trnsim",
-        code="err_unsupported_api",
-        values={"api": api},
-        loc=caller_location(),
-    )
+def _run_v(kind: str, srcs: Any, dsts: Any, replica_group: Any, metadata_tensor: Any, recv_counts_known: bool,
+           has_rdispls: bool, name: str | None) -> NkiInstruction:
+    api = f"nki.collectives.{kind}"
+    loc = caller_location()
+    run = current()
+    group = _group(replica_group, api)
+    meta = _cc.check_metadata(metadata_tensor, len(group), bool(has_rdispls), api, loc)
+    if kind == "all_gather_v" and has_rdispls:
+        run.warn(
+            "warn_unsupported_collective_option",
+            f"{api}: has_rdispls=True is documented but not yet supported by the Neuron compiler; trnsim places the "
+            f"chunks at the recv displacements (metadata row 3)",
+            loc,
+        )
+    sched = scheduler()
+    if sched is None:
+        raise NkiUnsupportedError(f"{api} needs a current-API launch", code="err_unsupported_api", loc=loc)
+    s_list, d_list = _tensors(srcs, api, "srcs"), _tensors(dsts, api, "dsts")
+    payload = _cc.RankCall(run.core, s_list, d_list, loc, {"metadata": meta, "name": name})
+    known = bool(recv_counts_known)
+
+    def perform(slot: dict[int, tuple]) -> None:
+        calls = [slot[r][1] for r in group]
+
+        def guard(call: _cc.RankCall):
+            m = call.extra["metadata"]
+            return sched.check_access(call.srcs + [m], call.dsts + ([] if known else [m]), call.loc)
+
+        _cc.run_collective_v(kind, calls, api=api, has_rdispls=bool(has_rdispls), recv_counts_known=known,
+                             guard=guard)
+
+    sched.collective(group, kind, payload, loc, perform)
+    return NkiInstruction(None, name)
 
 
 def all_gather_v(srcs: Any, dsts: Any, replica_group: Any, metadata_tensor: Any, recv_counts_known: bool = False,
                  has_rdispls: bool = False, priority: Any = None, name: str | None = None) -> NkiInstruction:
-    """Variable-size all-gather driven by a uint32 metadata tensor (not implemented in trnsim)."""
-    raise _not_implemented("all_gather_v")
+    """Variable-size all-gather over flat element buffers: every rank broadcasts src[send_displ : + send_count]
+    (metadata rows 0 / 1, first column) into slot `position of the sender` of every rank's dst (dst elements /
+    group size each, or at recv_displs with has_rdispls); row 2 receives the counts unless recv_counts_known."""
+    return _run_v("all_gather_v", srcs, dsts, replica_group, metadata_tensor, recv_counts_known, has_rdispls, name)
 
 
 def all_to_all_v(srcs: Any, dsts: Any, replica_group: Any, metadata_tensor: Any, recv_counts_known: bool = False,
                  has_rdispls: bool = False, priority: Any = None, name: str | None = None) -> NkiInstruction:
-    """Variable-size all-to-all driven by a uint32 metadata tensor (not implemented in trnsim)."""
-    raise _not_implemented("all_to_all_v")
-
-
-all_gather_v._trnsim_missing = True  # type: ignore[attr-defined]
-all_to_all_v._trnsim_missing = True  # type: ignore[attr-defined]
+    """Variable-size all-to-all over flat element buffers: rank s sends src[send_displs[j] : + send_counts[j]] to
+    the rank at group position j, which stores it in slot s of its dst (or at recv_displs[s] with has_rdispls);
+    row 2 of each receiver's metadata gets the received counts unless recv_counts_known."""
+    return _run_v("all_to_all_v", srcs, dsts, replica_group, metadata_tensor, recv_counts_known, has_rdispls, name)

@@ -7,6 +7,9 @@ the instruction in `trnsim.isa`.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +34,10 @@ from ...isa import sync as _sync
 from ...isa import tensor_engine as _te
 from ...isa import vector_engine as _ve
 from .lnc import scheduler
+from .tensor import TI_GROUP_TENSOR as _TI_GROUP_TENSOR
+from .tensor import TI_GROUP_VECTOR as _TI_GROUP_VECTOR
+from .tensor import TI_LIVE as _TI_LIVE
+from .tensor import TiView as _TiView
 
 FP32_MIN = float(np.float32(-3.4028235e38))
 
@@ -193,30 +200,60 @@ class VirtualRegister(_sync.Register):
     __index__ = __int__
 
 
-class NkiInstruction:
-    """Handle returned by every nisa call: `.depends_on(*producers)` adds scheduling edges (recorded only: the
-    simulator executes in program order, which satisfies every such edge)."""
+class dependency(enum.Enum):  # noqa: N801
+    """Kind of an explicit dependency (`NkiInstruction.depends_on`, `Kernel.with_schedule`)."""
 
-    __slots__ = ("instr", "name", "deps")
+    runtime = "runtime"
+    schedule = "schedule"
+
+
+#: per core thread (each core of a launch runs in its own thread): the dynamic (register) loops the core is
+#: inside (`loops`, a tuple of loop ids) and its nl.no_reorder nesting (`no_reorder`)
+_scope = threading.local()
+
+
+class NkiInstruction:
+    """Handle returned by every nisa call: `.depends_on(*producers, kind=...)` adds explicit dependency edges.
+    trnsim executes in program order, which satisfies every edge; the edges are checked (producer at the same
+    dynamic-loop nesting or in an enclosing scope) and recorded in the instruction records."""
+
+    __slots__ = ("instr", "name", "deps", "loops")
 
     def __init__(self, instr: Instruction | None, name: str | None) -> None:
         self.instr = instr
         self.name = name
         self.deps: list[NkiInstruction] = []
+        self.loops = getattr(_scope, "loops", ())
         if instr is not None and name:
             instr.attrs["name"] = name
 
-    def depends_on(self, *producers: Any) -> NkiInstruction:
+    def depends_on(self, *producers: Any, kind: Any = None) -> NkiInstruction:
+        loc = caller_location()
+        if kind is not None:
+            _enum(kind, dependency, "kind", loc)
         for p in producers:
             if not isinstance(p, NkiInstruction):
                 raise NkiTypeError(
                     f"depends_on takes instruction handles returned by nisa calls, got {type(p).__name__}",
                     code="err_invalid_operand",
-                    loc=caller_location(),
+                    loc=loc,
+                )
+            if p.loops != self.loops[: len(p.loops)]:
+                raise NkiValidationError(
+                    "depends_on: an explicit dependency is a semaphore wait fixed at compile time, so the producer must "
+                    "sit at the same dynamic-loop nesting as this instruction or in an enclosing scope; here it is "
+                    + ("inside a dynamic loop (nl.fori_loop / nl.while_loop / nl.dynamic_range) this instruction is "
+                       "not in" if len(p.loops) > len(self.loops) else "in a different dynamic loop"),
+                    code="err_dependency_across_dynamic_loop",
+                    values={"producer": p.name or repr(p.instr), "consumer": self.name or repr(self.instr)},
+                    loc=loc,
+                    hint="static Python loops are unrolled and do not count; move the producer out of the dynamic loop",
                 )
             self.deps.append(p)
         if self.instr is not None:
             self.instr.attrs["depends_on"] = [d.instr.idx for d in self.deps if d.instr is not None]
+            if kind is not None:
+                self.instr.attrs["dependency_kind"] = kind.value
         return self
 
     def __repr__(self) -> str:
@@ -247,7 +284,63 @@ def _t(x: Any, api: str, name: str, loc: SourceLoc) -> Tensor:
             values={name: repr(x)[:60]},
             loc=loc,
         )
+    if type(x) is _TiView:
+        _ti_issue(x, api, name, loc)
     return x
+
+
+#: instructions that consume tensor-indirection views with 32-partition snake groups (the Tensor engine)
+_TI_TENSOR_APIS = frozenset({"nisa.nc_matmul", "nisa.nc_matmul_mx"})
+#: data movement: tensor indirection is documented for compute instructions only
+_TI_DMA_APIS = frozenset({"nisa.dma_copy", "nisa.dma_transpose", "nisa.dma_compute", "nisa.sendrecv", "nl.load",
+                          "nl.store", "nl.load_transpose2d"})
+
+
+def _ti_issue(x: _TiView, api: str, name: str, loc: SourceLoc, group: int | None = None) -> None:
+    """Re-read a tensor-indirection view's offsets for the instruction consuming it (its engine's group size)."""
+    if api in _TI_DMA_APIS:
+        raise NkiUnsupportedError(
+            f"{api}: operand '{name}' is a tensor-indirection view (NkiTensor.indirect); tensor indirection is "
+            f"documented for compute-engine instructions only",
+            code="err_unsupported_api",
+            values={name: x.storage.name},
+            loc=loc,
+            hint="gather / scatter with DMA through .ap(vector_offset=..., indirect_dim=0) on the HBM side, or copy "
+            "through the view with nisa.tensor_copy",
+        )
+    if group is None:
+        group = _TI_GROUP_TENSOR if api in _TI_TENSOR_APIS else _TI_GROUP_VECTOR
+    x.resolve(group, api, loc)
+
+
+def _ti_aware(fn: Any) -> Any:
+    """Wrap an instruction so that tensor-indirection operands read their offsets when it is issued, with the
+    snake group size of the engine that runs it (data movement rejects them)."""
+    api = f"nisa.{fn.__name__}"
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _TI_LIVE[0]:  # no tensor-indirection view exists
+            return fn(*args, **kwargs)
+        for a in args:
+            if type(a) is _TiView or (type(a) in (list, tuple) and any(type(b) is _TiView for b in a)):
+                break
+        else:
+            for a in kwargs.values():
+                if type(a) is _TiView or (type(a) in (list, tuple) and any(type(b) is _TiView for b in a)):
+                    break
+            else:
+                return fn(*args, **kwargs)
+        loc = caller_location()
+        params = list(inspect.signature(fn).parameters)
+        named = {**dict(zip(params, args)), **kwargs}
+        for nm, a in named.items():
+            for b in a if type(a) in (list, tuple) else (a,):
+                if type(b) is _TiView:
+                    _ti_issue(b, api, nm, loc)
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _no_oob(api: str, loc: SourceLoc, **tensors: Any) -> None:
@@ -327,6 +420,8 @@ def nc_matmul(
             loc=loc,
         )
     _check_tiling(api, loc, run, tile_position, tile_size, stationary, pm)
+    if accumulate is True:
+        _warn_accumulate_unwritten(api, loc, dst)
     if pm is matmul_perf_mode.double_row:
         return _ret(_double_row(dst, stationary, moving, accumulate, loc, api), name)
     return _ret(
@@ -345,6 +440,22 @@ def nc_matmul(
         ),
         name,
     )
+
+
+def _warn_accumulate_unwritten(api: str, loc: SourceLoc, dst: Tensor) -> None:
+    """accumulate=True adds to whatever PSUM holds: warn when some of it was never written."""
+    wm = dst.wmask
+    if wm is None or dst.mem.full or not current().numerics:
+        return
+    w = wm[dst.index] if dst.index is not None else wm
+    if w.size and not w.min():
+        bad = int(w.size - np.count_nonzero(w))
+        current().warn(
+            "warn_accumulate_uninitialized_psum",
+            f"{api}: accumulate=True adds to {bad} of {w.size} elements of PSUM tile '{dst.storage.name}' that were "
+            f"never written (garbage on hardware)",
+            loc,
+        )
 
 
 def _check_tiling(api, loc, run, tile_position, tile_size, stationary, pm) -> None:
@@ -416,6 +527,8 @@ def nc_matmul_mx(
 ) -> NkiInstruction:
     """MX (OCP microscaling) matmul with on-the-fly dequantisation (NeuronCore-v4)."""
     loc = caller_location()
+    if accumulate is True and isinstance(dst, Tensor):
+        _warn_accumulate_unwritten("nisa.nc_matmul_mx", loc, dst)
     return _ret(
         _te.nc_matmul_mx(
             dst, stationary, moving, stationary_scale, moving_scale, accumulate=accumulate,
@@ -443,6 +556,9 @@ def nc_transpose(dst: Any, data: Any, engine: Any = engine.unknown, name: str | 
     if eng is None:
         eng = "vector" if data.partitions <= 32 and data.free_size <= 32 else "tensor"
     if eng == "tensor":
+        for nm, t in (("dst", dst), ("data", data)):
+            if type(t) is _TiView:
+                _ti_issue(t, api, nm, loc, _TI_GROUP_TENSOR)
         return _ret(_te.nc_transpose_pe(dst, data, loc=loc, api=api), name)
     if eng == "vector":
         return _ret(_ve.nc_transpose_vector(dst, data, loc=loc, api=api), name)
@@ -633,12 +749,15 @@ def tensor_reduce(
             hint="transpose with nc_transpose, or use a matmul against a ones vector",
         )
     if axes != tuple(range(nd - len(axes), nd)):
+        fix, how = _reduce_axis_fix(data, dst, axes)
         raise NkiValidationError(
-            f"{api}: the reduced axes must be the trailing dims of data {tuple(data.shape)} (e.g. "
-            f"{tuple(range(nd - len(axes), nd))}), got {axes}",
+            f"{api}: axis={axis!r} on data {tuple(data.shape)}: NKI 0.3+ numbers the reduced axes like NumPy and they "
+            f"must be the trailing dims of data; {how} into dst {tuple(dst.shape)}",
             code="err_invalid_reduce_axis",
-            values={"axis": axis, "data": tuple(data.shape)},
+            values={"axis": axis, "data": tuple(data.shape), "dst": tuple(dst.shape), "use": fix},
             loc=loc,
+            hint="NKI 0.2 (and the legacy API's axis=[1], [1, 2], ...) counted reduction axes from the innermost "
+            f"free dim, so axis=1 on a {nd}-D tile meant axis={(nd - 1,)}; see docs/migration.md",
         )
     kept = [n for i, n in enumerate(data.shape) if i not in axes]
     want = int(np.prod(kept[1:])) if len(kept) > 1 else 1
@@ -654,6 +773,24 @@ def tensor_reduce(
     if negate and opn in alu.BITVEC:
         raise NkiValidationError(f"{api}: negate needs an arithmetic operator", code="err_invalid_operator", loc=loc)
     return _ret(_ve.tensor_reduce(dst, op, data, axes, negate=negate, keepdims=keepdims, loc=loc, api=api), name)
+
+
+def _reduce_axis_fix(data: Tensor, dst: Tensor, axes: tuple[int, ...]) -> tuple[tuple[int, ...], str]:
+    """What a tensor_reduce call with non-trailing axes most likely means, as (trailing axes, advice): the k
+    innermost dims whose reduction gives dst's element count (the NKI 0.2 numbering), else the NumPy meaning of
+    `axes` made trailing with a permuted view."""
+    nd = data.ndim
+    for k in range(1, nd):
+        if int(np.prod(data.shape[1 : nd - k])) == dst.free_size:
+            fix = tuple(range(nd - k, nd))
+            what = "the innermost dim" if k == 1 else f"the {k} innermost dims"
+            return fix, f"pass axis={fix} to reduce {what}"
+    kept = [d for d in range(1, nd) if d not in axes]
+    fix = tuple(range(nd - len(axes), nd))
+    if int(np.prod([data.shape[d] for d in kept])) == dst.free_size:
+        perm = (0, *kept, *axes)
+        return fix, f"pass data.permute({perm}) with axis={fix} to reduce dims {axes}"
+    return fix, f"pass axis={fix} (the {len(axes)} innermost dims) with a dst of matching shape"
 
 
 def tensor_partition_reduce(dst: Any, op: Any, data: Any, name: str | None = None) -> NkiInstruction:
@@ -1114,6 +1251,9 @@ def dma_compute(
     api = "nisa.dma_compute"
     _t(dst, api, "dst", loc)
     srcs = list(srcs)
+    for i, src in enumerate(srcs):
+        if type(src) is _TiView:
+            _ti_issue(src, api, f"srcs[{i}]", loc)
     om = _enum(oob_mode, globals()["oob_mode"], "oob_mode", loc)
     if not unique_indices:
         raise NkiValidationError(f"{api}: unique_indices=False is not supported", code="err_unsupported_api", loc=loc)
@@ -1224,6 +1364,18 @@ def register_store(dst: Any, src: Any) -> NkiInstruction:
     after()
     return _ret(instr, None)
 
+
+#: every instruction resolves tensor-indirection operands when it is issued: the ones below through _ti_aware, the
+#: others (nc_matmul, tensor_tensor, tensor_copy, ... whose tensor operands all pass through _t) in _t
+for _name in (
+    "nc_matmul_mx", "activate2", "scalar_tensor_tensor", "tensor_partition_reduce", "tensor_scalar_reduce",
+    "tensor_scalar_cumulative", "tensor_tensor_scan", "reciprocal", "exponential", "bn_stats", "bn_aggr",
+    "tensor_copy_predicated", "select_reduce", "range_select", "max8", "nc_find_index8", "nc_match_replace8",
+    "nc_stream_shuffle", "quantize_mx", "rng", "rand2", "affine_select", "local_gather", "sequence_bounds",
+    "nonzero_with_count", "topk",
+):
+    globals()[_name] = _ti_aware(globals()[_name])
+del _name
 
 from . import isa_constants as constants  # noqa: E402, F401 - needs the enums above
 

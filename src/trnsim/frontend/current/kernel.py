@@ -66,8 +66,11 @@ class Kernel:
         return Kernel(self.func, self.lnc, {**self.options, "_target": target}, self.schedule)
 
     def with_schedule(self, edges: Any) -> Kernel:
-        """Scheduling edges between named instructions (recorded; trnsim executes in program order)."""
-        return Kernel(self.func, self.lnc, self.options, tuple(edges))
+        """Dependency edges between named instructions (`name=` of nisa calls): a list of
+        (consumer, producer_or_list_of_producers[, nki.isa.dependency kind]). trnsim executes in program order, which
+        satisfies every edge; the edges are checked against the instructions of each launch and recorded in their
+        records (attrs["schedule_after"])."""
+        return Kernel(self.func, self.lnc, self.options, _normalise_schedule(edges, caller_location()))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if maybe_current() is not None:
@@ -119,6 +122,8 @@ class Kernel:
                 sched.release()
             check_placements(run)
             _check_outputs(out, run)
+            if self.schedule:
+                _apply_schedule(run, self.schedule, func.__name__)
             return out
 
         try:
@@ -145,6 +150,55 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<nki.jit kernel {self.func.__name__}{f'[{self.lnc}]' if self.lnc else ''}>"
+
+
+def _normalise_schedule(edges: Any, loc: Any) -> tuple:
+    """with_schedule edges as ((consumer, (producers...), kind), ...), checked for shape."""
+    from .isa import _enum, dependency
+
+    def bad(what: str) -> NkiValidationError:
+        return NkiValidationError(
+            f"with_schedule: {what}; pass a list of (consumer_name, producer_name or [producer_names]) pairs",
+            code="err_invalid_schedule", loc=loc,
+        )
+
+    if isinstance(edges, (str, bytes)) or not isinstance(edges, (list, tuple)):
+        raise bad(f"edges must be a list, got {type(edges).__name__}")
+    out = []
+    for e in edges:
+        if not isinstance(e, (list, tuple)) or len(e) not in (2, 3):
+            raise bad(f"edge {e!r} is not a (consumer, producer) pair")
+        consumer, producers = e[0], e[1]
+        kind = _enum(e[2], dependency, "kind", loc) if len(e) == 3 and e[2] is not None else None
+        producers = (producers,) if isinstance(producers, str) else tuple(producers)
+        if not isinstance(consumer, str) or not producers or not all(isinstance(p, str) for p in producers):
+            raise bad(f"edge {e!r} must name instructions with strings")
+        out.append((consumer, producers, kind))
+    return tuple(out)
+
+
+def _apply_schedule(run: LncRun, schedule: tuple, kernel_name: str) -> None:
+    """Record with_schedule edges on the named instruction records; names no instruction carries are reported."""
+    by_name: dict[str, list] = {}
+    for ins in run.stream:
+        nm = ins.attrs.get("name")
+        if nm:
+            by_name.setdefault(nm, []).append(ins)
+    missing = sorted({n for c, ps, _ in schedule for n in (c, *ps) if n not in by_name})
+    if missing:
+        run.warn(
+            "warn_schedule_unknown_name",
+            f"with_schedule of kernel '{kernel_name}' names {missing}, which no instruction of this launch carries "
+            f"(give nisa calls name=...); those edges have no effect",
+            caller_location(),
+        )
+    for consumer, producers, kind in schedule:
+        for ins in by_name.get(consumer, ()):
+            after = ins.attrs.setdefault("schedule_after", [])
+            for p in producers:
+                after.extend(q.idx for q in by_name.get(p, ()) if q.core == ins.core and q.idx != ins.idx)
+            if kind is not None:
+                ins.attrs["dependency_kind"] = kind.value
 
 
 def _named_args(func: Callable, args: list, kwargs: dict) -> list[tuple[str, Any]]:

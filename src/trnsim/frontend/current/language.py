@@ -880,12 +880,31 @@ def dynamic_range(start: Any, stop: Any = None, step: Any = 1) -> Iterator[Virtu
     st = _reg_or_int(step, "dynamic_range")
     if st == 0:
         raise NkiValidationError("nl.dynamic_range: step cannot be 0", code="err_invalid_loop", loc=caller_location())
-    return _dynamic_iter(lo, hi, st)
+    return _dynamic_iter(lo, hi, st, _enter_dynamic_loop("dynamic_range", caller_location()))
 
 
-def _dynamic_iter(lo: int, hi: int, st: int) -> Iterator[VirtualRegister]:
-    for i in range(lo, hi, st):
-        yield VirtualRegister(i, frozen=True, name="i")
+def _dynamic_iter(lo: int, hi: int, st: int, prev: tuple[int, ...]) -> Iterator[VirtualRegister]:
+    try:
+        for i in range(lo, hi, st):
+            yield VirtualRegister(i, frozen=True, name="i")
+    finally:
+        nisa._scope.loops = prev
+
+
+def _enter_dynamic_loop(api: str, loc: Any) -> tuple[int, ...]:
+    """Check that a register-based loop may start here and enter it (returns the enclosing loop path)."""
+    sc = nisa._scope
+    if getattr(sc, "no_reorder", 0):
+        raise NkiValidationError(
+            f"nl.{api}: register-based dynamic loops are not supported inside an nl.no_reorder() block",
+            code="err_dynamic_loop_in_no_reorder",
+            loc=loc,
+            hint="move the loop out of the block, or use a static loop (range / nl.static_range is unrolled)",
+        )
+    prev = getattr(sc, "loops", ())
+    sc.loop_ids = getattr(sc, "loop_ids", 0) + 1
+    sc.loops = prev + (sc.loop_ids,)
+    return prev
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable[[VirtualRegister], Any], step: int = 1) -> None:
@@ -894,10 +913,15 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[VirtualRegister], Any]
     if isinstance(step, VirtualRegister) or int(step) <= 0:
         raise NkiValidationError("nl.fori_loop: step must be a positive compile-time int", code="err_invalid_loop", loc=loc)
     lo, hi = _reg_or_int(lower, "fori_loop"), _reg_or_int(upper, "fori_loop")
-    for i in range(lo, hi, int(step)):
-        ret = body_fun(VirtualRegister(i, frozen=True, name="i"))
-        if ret is not None:
-            raise NkiValidationError("nl.fori_loop: body_fun must not return a value", code="err_invalid_loop", loc=loc)
+    prev = _enter_dynamic_loop("fori_loop", loc)
+    try:
+        for i in range(lo, hi, int(step)):
+            ret = body_fun(VirtualRegister(i, frozen=True, name="i"))
+            if ret is not None:
+                raise NkiValidationError("nl.fori_loop: body_fun must not return a value", code="err_invalid_loop",
+                                         loc=loc)
+    finally:
+        nisa._scope.loops = prev
 
 
 def while_loop(init: Any, body_fun: Callable[[VirtualRegister], VirtualRegister]) -> VirtualRegister:
@@ -906,22 +930,39 @@ def while_loop(init: Any, body_fun: Callable[[VirtualRegister], VirtualRegister]
     r = init if isinstance(init, VirtualRegister) else VirtualRegister(int(init))
     limit = int(os.environ.get("TRNSIM_MAX_WHILE_ITERATIONS", "1000000"))
     n = 0
-    while r.get("while_loop", loc) != 0:
-        r = body_fun(r)
-        if not isinstance(r, VirtualRegister):
-            raise NkiTypeError("nl.while_loop: body_fun must return the next condition register",
-                               code="err_invalid_loop", loc=loc)
-        n += 1
-        if n >= limit:
-            raise NkiError(f"nl.while_loop ran {limit} iterations without its condition becoming 0",
-                           code="err_infinite_loop", loc=loc, hint="raise TRNSIM_MAX_WHILE_ITERATIONS if intended")
+    prev = _enter_dynamic_loop("while_loop", loc)
+    try:
+        while r.get("while_loop", loc) != 0:
+            r = body_fun(r)
+            if not isinstance(r, VirtualRegister):
+                raise NkiTypeError("nl.while_loop: body_fun must return the next condition register",
+                                   code="err_invalid_loop", loc=loc)
+            n += 1
+            if n >= limit:
+                raise NkiError(f"nl.while_loop ran {limit} iterations without its condition becoming 0",
+                               code="err_infinite_loop", loc=loc, hint="raise TRNSIM_MAX_WHILE_ITERATIONS if intended")
+    finally:
+        nisa._scope.loops = prev
     return r
 
 
 @contextlib.contextmanager
 def no_reorder() -> Iterator[None]:
-    """Instructions inside keep program order (trnsim always executes in program order)."""
-    yield
+    """Instructions inside keep program order. trnsim always executes in program order; the block's instruction
+    records get `attrs["no_reorder"]` (a block id), and register-based dynamic loops inside are an error."""
+    run = current()
+    sc = nisa._scope
+    sc.no_reorder = getattr(sc, "no_reorder", 0) + 1
+    sc.blocks = block = getattr(sc, "blocks", 0) + 1
+    core = run.core
+    first = len(run.stream)
+    try:
+        yield
+    finally:
+        sc.no_reorder -= 1
+        for ins in run.stream[first:]:
+            if ins.core == core:
+                ins.attrs.setdefault("no_reorder", block)
 
 
 # ================================================================================================ SPMD

@@ -489,20 +489,18 @@ class NkiTensor(Tensor):
         return access_pattern(self, pattern, offset, scalar_offset, vector_offset, indirect_dim, dtype)
 
     def indirect(self, index: Any, num_elem: Any = None) -> NkiTensor:
-        """Current API: NeuronCore-v4 tensor indirection (not implemented). Internally (a tuple of NumPy index
-        arrays) this is the core gather view."""
-        from ...core.errors import NkiUnsupportedError
+        """Tensor indirection (TI, NeuronCore-v4+): a (P, num_elem) view whose column i is column offset_i of this
+        (P, F) on-chip view, for gathers (operand) and scatters (dst) of compute instructions.
 
+        Offsets come from the SBUF integer tensor `index` (P, K) in "snake" order per group of G partitions
+        (G = 16 for Vector / Scalar / GpSimd instructions, 32 for Tensor-engine instructions): in the group that
+        starts at partition g, offset i is index[g + i % G, i // G], and all G partitions of the group use the
+        group's offsets. `num_elem` defaults to index.size. The offsets are read when an nki.isa instruction
+        consumes the view (and once at creation, for nl.* functions). Internally (a tuple of NumPy index arrays)
+        this is the core gather view."""
         if isinstance(index, tuple) and all(isinstance(i, np.ndarray) for i in index):
             return Tensor.indirect(self, index)  # type: ignore[return-value]
-
-        raise NkiUnsupportedError(
-            "NkiTensor.indirect (NeuronCore-v4 tensor indirection for compute instructions) is not implemented in "
-            "trnsim",
-            code="err_unsupported_api",
-            loc=caller_location(),
-            hint="use .ap(vector_offset=...) with nisa.dma_copy, or nisa.nc_n_gather / nisa.local_gather",
-        )
+        return TiView.create(self, index, num_elem, caller_location())
 
     # ------------------------------------------------------------------ queries
     def is_contiguous(self) -> bool:
@@ -549,6 +547,179 @@ class NkiTensor(Tensor):
     @property
     def element_shape(self) -> tuple[int, ...]:
         return self.shape
+
+
+#: snake group size of tensor indirection per engine kind
+TI_GROUP_VECTOR, TI_GROUP_TENSOR = 16, 32
+#: number of live tensor-indirection views (instructions skip looking for them while it is 0)
+TI_LIVE = [0]
+
+
+class TiView(NkiTensor):
+    """The result of `NkiTensor.indirect` (tensor indirection, NeuronCore-v4+): a gather / scatter view of shape
+    (P, num_elem) over a (P, F) on-chip view. Its gather index is (re)computed from the index tensor's current
+    values by `resolve(group)` whenever an instruction consumes it, with the consuming engine's group size."""
+
+    __slots__ = ("ti_base", "ti_index", "ti_num", "ti_group", "ti_loc")
+
+    @classmethod
+    def create(cls, base: NkiTensor, index: Any, num_elem: Any, loc: Any) -> TiView:
+        from ...core.errors import NkiUnsupportedError
+        from ...isa import common as c
+
+        api = "NkiTensor.indirect"
+        run = current()
+        c.check_nc_version(api, loc, run, 4)
+        if base.index is not None:
+            raise NkiValidationError(
+                f"{api}: '{base.name}' is already an indirect view; indirect views cannot be re-indirected",
+                code="err_indirect_view", loc=loc,
+            )
+        if not base.on_chip:
+            raise NkiValidationError(
+                f"{api}: tensor indirection addresses SBUF / PSUM tensors, '{base.name}' is in "
+                f"{base.storage.buffer.name.upper()}",
+                code="err_unsupported_memory", values={"tensor": base.name}, loc=loc,
+                hint="for HBM gathers / scatters use .ap(vector_offset=..., indirect_dim=0) with nisa.dma_copy",
+            )
+        if base.ndim != 2:
+            raise NkiUnsupportedError(
+                f"{api}: '{base.name}' has shape {tuple(base.shape)}; the documented form gathers columns of a "
+                f"(P, F) view, and how offsets address more than one free dim is not specified",
+                code="err_unsupported_api", values={"shape": tuple(base.shape)}, loc=loc,
+                hint="flatten the free dims first, e.g. t.flatten_dims(1, t.ndim - 1) or t.reshape((P, F))",
+            )
+        if not isinstance(index, Tensor):
+            raise NkiTypeError(
+                f"{api}: index must be an SBUF tensor of free-dim offsets, got {type(index).__name__}",
+                code="err_invalid_operand", loc=loc,
+            )
+        if index.storage.buffer.kind != "sbuf" or index.index is not None:
+            raise NkiValidationError(
+                f"{api}: index must be a plain SBUF tensor, '{index.storage.name}' is "
+                + ("an indirect view" if index.index is not None else f"in {index.storage.buffer.name.upper()}"),
+                code="err_unsupported_memory", values={"index": index.storage.name}, loc=loc,
+            )
+        if not dtypes.is_int(index.dtype):
+            raise NkiTypeError(
+                f"{api}: index must hold integer offsets (e.g. uint16 / uint32), got {dtypes.name_of(index.dtype)}",
+                code="err_unsupported_dtype", values={"index": dtypes.name_of(index.dtype)}, loc=loc,
+            )
+        p = base.shape[0]
+        if index.ndim != 2 or index.shape[0] != p:
+            raise NkiValidationError(
+                f"{api}: index must have shape (P, K) with P == {p} (the partitions of '{base.name}'), got "
+                f"{tuple(index.shape)}",
+                code="err_shape_mismatch", values={"index": tuple(index.shape), "P": p}, loc=loc,
+            )
+        if p % TI_GROUP_VECTOR:
+            raise NkiUnsupportedError(
+                f"{api}: tensor indirection reads offsets per group of 16 (Vector / Scalar / GpSimd) or 32 (Tensor "
+                f"engine) partitions; '{base.name}' has {p} partitions, and a partial group is not specified",
+                code="err_unsupported_api", values={"partitions": p}, loc=loc,
+                hint="use a multiple of 16 partitions (of 32 for nc_matmul operands)",
+            )
+        k = index.shape[1]
+        if num_elem is None:
+            num = index.size
+            if num > TI_GROUP_TENSOR * k:
+                raise NkiValidationError(
+                    f"{api}: num_elem defaults to index.size = {num}, but a snake group holds at most {TI_GROUP_TENSOR} "
+                    f"x {k} offsets (one index column per {TI_GROUP_TENSOR} offsets, 16 on Vector / Scalar / GpSimd); "
+                    f"pass num_elem",
+                    code="err_shape_mismatch", values={"index": tuple(index.shape)}, loc=loc,
+                    hint=f"e.g. base.indirect(index, num_elem={16 * k}) for a Vector-engine gather",
+                )
+        else:
+            if isinstance(num_elem, bool) or not isinstance(num_elem, (int, np.integer)) or int(num_elem) < 1:
+                raise NkiValidationError(
+                    f"{api}: num_elem must be a positive compile-time int, got {num_elem!r}",
+                    code="err_invalid_operand", loc=loc,
+                )
+            num = int(num_elem)
+            if num > TI_GROUP_TENSOR * k:
+                raise NkiValidationError(
+                    f"{api}: num_elem={num} needs {-(-num // TI_GROUP_TENSOR)} index columns even with 32-partition "
+                    f"groups, index has {k}",
+                    code="err_shape_mismatch", values={"num_elem": num, "index": tuple(index.shape)}, loc=loc,
+                )
+        v = cls.__new__(cls)
+        TI_LIVE[0] += 1  # balanced by __del__
+        # placeholder gather index of the right shape; resolve() fills in the offsets
+        Tensor.__init__(v, base.storage, base.mem, base.array, base.wmask,
+                        (np.arange(p)[:, None], np.zeros((p, num), dtype=np.int64)))
+        v.oob = None
+        v.ti_base, v.ti_index, v.ti_num, v.ti_group, v.ti_loc = base, index, num, 0, loc
+        # offsets as of creation (what nl.* functions see); nisa instructions re-read them for their engine
+        fits16 = num <= TI_GROUP_VECTOR * k or p % TI_GROUP_TENSOR
+        v.resolve(TI_GROUP_VECTOR if fits16 else TI_GROUP_TENSOR, api, loc)
+        return v
+
+    def resolve(self, group: int, api: str, loc: Any) -> None:
+        """Read the index tensor and point this view at the offsets for snake groups of `group` partitions."""
+        from ...core.errors import NkiUnsupportedError
+        from ...isa import common as c
+
+        run = current()
+        base, index, num = self.ti_base, self.ti_index, self.ti_num
+        p, f = base.shape
+        k = index.shape[1]
+        eng = "Tensor-engine" if group == TI_GROUP_TENSOR else "Vector / Scalar / GpSimd"
+        if p % group:
+            raise NkiUnsupportedError(
+                f"{api}: tensor indirection reads offsets per group of {group} partitions on {eng} instructions; "
+                f"'{base.name}' has {p} partitions, and a partial group is not specified",
+                code="err_unsupported_api", values={"partitions": p, "group": group}, loc=loc,
+                hint=f"use a multiple of {group} partitions",
+            )
+        if num > group * k:
+            raise NkiValidationError(
+                f"{api}: num_elem={num} offsets need {-(-num // group)} index columns per {group}-partition group on "
+                f"{eng} instructions, index has {k}",
+                code="err_shape_mismatch", values={"num_elem": num, "index": tuple(index.shape), "group": group},
+                loc=loc,
+            )
+        if not run.numerics:
+            raise NkiDataDependentError(
+                f"{api}: tensor indirection offsets depend on tensor values and cannot be used in timing-only mode",
+                loc=loc,
+            )
+        vals = np.asarray(c.read_operand(index, api, "index", loc)).reshape(p, k).astype(np.int64)
+        i = np.arange(num)
+        rows = (np.arange(p) // group * group)[:, None] + (i % group)[None, :]
+        offs = vals[rows, np.broadcast_to(i // group, rows.shape)]
+        bad = (offs < 0) | (offs >= f)
+        if bad.any():
+            r, col = np.argwhere(bad)[0]
+            raise NkiIndexError(
+                f"{api}: {int(bad.sum())} tensor-indirection offsets are outside the {f} columns of '{base.name}' "
+                f"(first: offset {int(offs[r, col])} for partition {int(r)}, element {int(col)}, read from "
+                f"index[{int(rows[r, col])}, {int(col // group)}])",
+                code="err_tensor_access_out_of_bound",
+                values={"offset": int(offs[r, col]), "size": f, "index": index.storage.name}, loc=loc,
+            )
+        self.index = (np.arange(p)[:, None], offs)
+        self._reg = None
+        self.ti_group = group
+
+    def __del__(self) -> None:
+        try:
+            TI_LIVE[0] -= 1
+        except TypeError:  # interpreter shutdown: module globals already cleared
+            pass
+
+    def same_kind(self, storage, array, wmask, index=None):  # type: ignore[override]
+        """Views derived inside the simulator are plain NkiTensors (only the user's view re-reads its index)."""
+        t = NkiTensor.__new__(NkiTensor)
+        Tensor.__init__(t, storage, self.mem, array, wmask, index)
+        t.oob = None
+        return t
+
+    def __repr__(self) -> str:
+        return (
+            f"TiView({self.storage.buffer.name}:{self.storage.name}, shape={self.shape}, "
+            f"dtype={dtypes.name_of(self.dtype)}, index={self.ti_index.storage.name})"
+        )
 
 
 def _c_strides(shape: tuple[int, ...]) -> list[int]:

@@ -21,7 +21,7 @@ from ...core.source import caller_location
 from ...core.tensor import Tensor
 from ...isa import dma, vector_engine
 from .lowering import NO_MASK, DeadTile, operand
-from .tensor import LazyAccess, LegacyTensor, resolve_access
+from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access
 
 _MATMUL_OPS = ("MATMUL", "TRANSPOSE")
 
@@ -87,12 +87,17 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
         key = (key,)
     if len(key) == 1 and key[0] is Ellipsis:
         key = ()
+    blocks = _several_blocks(target, key)
+    if blocks is not None:
+        _assign_blocks(blocks, value, loc)
+        return
     if not isinstance(value, (Tensor, LazyAccess)):
         from . import isa as nisa_legacy
 
         dst = _dst_view(target, key, NO_MASK)
         nisa_legacy._memset_into(dst, value, loc)
         return
+    _no_dynamic_on_chip_copy(target, key, value, loc)
     minfo = getattr(value, "valid", None) or NO_MASK
     dst = _dst_view(target, key, minfo)
     if isinstance(value, Tensor) and _fresh(value, run):
@@ -123,6 +128,76 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
             value.producer = None
             return
     _copy(dst, value, loc)
+
+
+def _dynamic_key(key: tuple) -> bool:
+    return any(isinstance(k, (Tensor, LazyAccess, DynamicIndex)) for k in key)
+
+
+def _no_dynamic_on_chip_copy(target: LegacyTensor, key: tuple, value: Any, loc) -> None:
+    """A plain assignment between on-chip tiles cannot use runtime (tile-valued) indices on either side (only DMA
+    to / from HBM can); the ISA has tensor_copy_dynamic_src / _dst for that."""
+    if not target.storage.buffer.on_chip or not value.storage.buffer.on_chip:
+        return
+    src_dyn = isinstance(value, LazyAccess) and _dynamic_key(value.key)
+    dst_dyn = _dynamic_key(key)
+    if src_dyn or dst_dyn:
+        api = "nisa.tensor_copy_dynamic_src" if src_dyn else "nisa.tensor_copy_dynamic_dst"
+        raise NkiValidationError(
+            f"cannot copy a tensor with indirect (runtime) memory references "
+            f"{'from' if src_dyn else 'into'} '{(value if src_dyn else target).storage.name}' by assignment",
+            code="err_copy_dynamic_indirect_indices_not_natively_supported",
+            values={"dst": target.storage.name, "src": value.storage.name},
+            loc=loc,
+            hint=f"use {api}(...) for on-chip copies at runtime offsets",
+        )
+
+
+def _several_blocks(target: LegacyTensor, key: tuple) -> Tensor | None:
+    """`target[key]` when it is a plain view spanning several blocks of an on-chip tensor with leading block dims
+    (`t[...]` of `t = nl.ndarray((B, nl.par_dim(P), F))`), whose partition axis is therefore not its first axis."""
+    st = target.storage
+    if st.nblocks <= 1 or not st.buffer.on_chip or target.index is not None:
+        return None
+    if any(not (k is None or isinstance(k, (int, np.integer, slice))) for k in key):
+        return None
+    ref = target[key] if key else target
+    if not isinstance(ref, Tensor) or ref.index is not None or ref.partition_axis == 0:
+        return None
+    return ref
+
+
+def _assign_blocks(ref: Tensor, value: Any, loc) -> None:
+    """Assignment into several blocks at once, lowered as the compiler does: a constant is one memset over the
+    partitions (all blocks' elements in each partition, like nl.zeros); a tile value is one copy per block
+    (the value is indexed like the destination when it has its shape, else broadcast to every block)."""
+    a = ref.partition_axis
+    if not isinstance(value, (Tensor, LazyAccess)):
+        from . import isa as nisa_legacy
+
+        order = (a,) + tuple(i for i in range(ref.ndim) if i != a)
+        nisa_legacy._memset_into(ref.transposed(order), value, loc)
+        return
+    if isinstance(value, LazyAccess):
+        value = operand(value)
+    lead = tuple(ref.shape[:a])
+    same = tuple(value.shape) == tuple(ref.shape)
+    if same and value.storage.buffer.on_chip and value.partition_axis != a:
+        raise NkiValidationError(
+            f"cannot assign a tile of shape {tuple(value.shape)} with {value.partitions} partitions to "
+            f"'{ref.storage.name}', whose blocks {lead} are tiles of {ref.partitions} partitions",
+            code="err_num_partition_mismatch",
+            values={"dst": tuple(ref.shape), "value": tuple(value.shape)},
+            loc=loc,
+            hint="assign block by block (t[i] = ...), with values whose first dimension is the partition dimension",
+        )
+    for idx in np.ndindex(*lead):
+        blk = ref.basic_view(idx)
+        if same:
+            vb = value[idx] if isinstance(value, LegacyTensor) else value.basic_view(idx)
+        else:  # a new view of the value: every block copies it (no block takes over its instruction)
+            vb = value.same_kind(value.storage, value.array, value.wmask, value.index)
+        assign(blk, (), vb)  # type: ignore[arg-type]
 
 
 def _copy(dst: Tensor, value: Any, loc) -> None:

@@ -1,10 +1,17 @@
 """Legacy NKI index algebra: nl.arange / nl.mgrid grids, affine index expressions and masks.
 
 An `IndexExpr` is `const + sum(coef_v * v)` over index variables; each variable `v` enumerates
-`start + step * j` for result position `j` along one result axis. Subscripting a tensor with such
-expressions stays lazy (`LazyAccess`) until an instruction resolves it together with its mask, so that a
-mask can shrink the iteration space before any out-of-range index is touched. Single-variable expressions
+`start + step * j` for result position `j` along one axis of its own grid (`v.axis` of `v.ndim`). Subscripting a
+tensor with such expressions stays lazy (`LazyAccess`) until an instruction resolves it together with its mask, so
+that a mask can shrink the iteration space before any out-of-range index is touched. Single-variable expressions
 on distinct axes become NumPy basic slices (views, no copies); anything else falls back to gather/scatter.
+
+Masks restrict index *variables*, not result positions: `Predicate.analyse` returns ranges keyed by `IndexVar`
+(identity), so a mask restricts exactly the variables it mentions wherever a subscript places them (grids of
+different rank line up NumPy-style, from the right: see `tensor.access_plan`). Where a mask has to restrict a tile
+that is not indexed by its variables (a plain tile operand, a result tile), the variable's position is the one it
+has in the call's indexed operands (`MaskRanges.pos`), else `default_position`. Integer keys in a ranges dict are
+positional restrictions (result axes) and -1 marks an always-false mask.
 """
 
 from __future__ import annotations
@@ -26,13 +33,17 @@ def _no_assignment(self: Any, key: Any, value: Any) -> None:
 
 
 class IndexVar:
-    """One enumerated axis: values start + step * j for j in [0, size), living on result axis `axis`."""
+    """One enumerated axis: values start + step * j for j in [0, size), on axis `axis` of its `ndim`-D grid.
+    `grid` is the sizes of every axis of the nl.mgrid it came from (None for a lifted nl.arange)."""
 
-    __slots__ = ("id", "start", "step", "size", "axis", "ndim")
+    __slots__ = ("id", "start", "step", "size", "axis", "ndim", "grid")
 
-    def __init__(self, start: int, step: int, size: int, axis: int, ndim: int) -> None:
+    def __init__(
+        self, start: int, step: int, size: int, axis: int, ndim: int, grid: tuple[int, ...] | None = None
+    ) -> None:
         self.id = next(_var_ids)
         self.start, self.step, self.size, self.axis, self.ndim = start, step, size, axis, ndim
+        self.grid = grid
 
     def shape(self) -> tuple[int, ...]:
         return tuple(self.size if a == self.axis else 1 for a in range(self.ndim))
@@ -65,9 +76,11 @@ class IndexExpr:
     # ---- shape
     @property
     def shape(self) -> tuple[int, ...]:
+        """NumPy's broadcast shape of the expression's (open) grids: grids of lower rank line up from the right."""
         shp = [1] * self.ndim
         for v in self.terms:
-            shp[v.axis] = max(shp[v.axis], v.size)
+            a = v.axis + self.ndim - v.ndim
+            shp[a] = max(shp[a], v.size)
         return tuple(shp)
 
     # ---- affine arithmetic
@@ -152,13 +165,32 @@ class IndexExpr:
         raise NkiError("cannot assign to an index expression", code="err_cannot_assign_to_index")
 
     # ---- evaluation
-    def evaluate(self, restrict: dict[int, tuple[int, int]] | None = None) -> np.ndarray:
-        """Integer values over the (optionally restricted) result box."""
+    def evaluate(
+        self, restrict: dict | None = None, axes: dict[IndexVar, int] | None = None, nd: int | None = None
+    ) -> np.ndarray:
+        """Integer values over the (optionally restricted) box.
+
+        Without `axes` each variable sits on its own grid axis (grids of different rank broadcast NumPy-style);
+        with `axes` (variable -> axis of an `nd`-D box) the variables are placed there. `restrict` holds position
+        ranges per box axis (int keys) and/or per variable (IndexVar keys); size-1 variables are never cut."""
         out = np.asarray(self.const, dtype=np.int64)
         for v, c in self.terms.items():
-            lo, hi = (restrict or {}).get(v.axis, (0, v.size))
-            out = out + c * v.values(lo, hi)
+            if axes is None:
+                a, n = v.axis, v.ndim
+            else:
+                a, n = axes.get(v, v.axis), nd if nd is not None else self.ndim
+            lo, hi = 0, v.size
+            if restrict and v.size > 1:
+                for r in (restrict.get(a), restrict.get(v)):
+                    if r is not None:
+                        lo, hi = max(lo, r[0]), min(hi, r[1])
+                hi = max(lo, hi)
+            vals = v.start + v.step * np.arange(lo, hi, dtype=np.int64)
+            out = out + c * vals.reshape(tuple(hi - lo if i == a else 1 for i in range(max(n, a + 1))))
         return out
+
+    def variables(self) -> tuple[IndexVar, ...]:
+        return tuple(self.terms)
 
     def single_var(self) -> tuple[IndexVar, int] | None:
         if len(self.terms) == 1:
@@ -314,13 +346,16 @@ class MGrid:
             key = (key,)
         ndim = len(key)
         exprs = []
-        for axis, k in enumerate(key):
+        dims = []
+        for k in key:
             if not isinstance(k, slice):
                 raise NkiValidationError(f"nl.mgrid takes slices, got {k!r}", code="err_invalid_mgrid")
             start = k.start or 0
             step = k.step or 1
-            size = max(0, (k.stop - start + step - 1) // step)
-            exprs.append(IndexExpr.of(IndexVar(start, step, size, axis, ndim)))
+            dims.append((start, step, max(0, (k.stop - start + step - 1) // step)))
+        sizes = tuple(d[2] for d in dims)
+        for axis, (start, step, size) in enumerate(dims):
+            exprs.append(IndexExpr.of(IndexVar(start, step, size, axis, ndim, sizes)))
         return GridResult(exprs)
 
 
@@ -359,13 +394,14 @@ _CMP = {
 class Predicate:
     """An affine comparison (a mask); `&` joins predicates."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "_analysis")
 
     def __init__(self, lhs: Any, op: str | None = None, rhs: Any = None, parts: Sequence[tuple] | None = None) -> None:
         if parts is not None:
             self.parts = tuple(parts)
         else:
             self.parts = ((lhs, op, rhs),)
+        self._analysis: tuple | None = None
 
     def __and__(self, other: Any) -> Predicate:
         if isinstance(other, Predicate):
@@ -387,9 +423,17 @@ class Predicate:
     def __or__(self, other: Any) -> Any:
         raise NkiValidationError("masks can only be joined with &", code="err_unsupported_expression_in_mask")
 
-    def analyse(self) -> tuple[dict[int, tuple[int, int]], list[tuple], int]:
-        """Split into per-axis position ranges (separable parts) and a list of non-separable parts."""
-        ranges: dict[int, tuple[int, int]] = {}
+    def analyse(self) -> tuple[dict[Any, tuple[int, int]], list[tuple], int]:
+        """Split into per-variable position ranges (separable parts: `{IndexVar: (lo, hi)}`, -1 for an always-false
+        constant part) and a list of non-separable parts. The result is computed once per predicate (callers get
+        their own copies of the containers)."""
+        an = self._analysis
+        if an is None:
+            an = self._analysis = self._analyse()
+        return dict(an[0]), list(an[1]), an[2]
+
+    def _analyse(self) -> tuple[dict[Any, tuple[int, int]], list[tuple], int, list[IndexVar]]:
+        ranges: dict[Any, tuple[int, int]] = {}
         rest: list[tuple] = []
         ndim = 0
         for lhs, op, rhs in self.parts:
@@ -415,7 +459,7 @@ class Predicate:
                 rest.append((lhs, op, rhs))
                 continue
             v, c = sv
-            lo, hi = ranges.get(v.axis, (0, v.size))
+            lo, hi = ranges.get(v, (0, v.size))
             j = np.arange(v.size, dtype=np.int64)
             vals = expr.const + c * (v.start + v.step * j)
             ok = np.flatnonzero(_CMP[op](vals, 0))
@@ -426,18 +470,101 @@ class Predicate:
                     rest.append((lhs, op, rhs))
                     continue
                 lo, hi = max(lo, int(ok[0])), min(hi, int(ok[-1]) + 1)
-            ranges[v.axis] = (lo, max(lo, hi))
-        return ranges, rest, ndim
+            ranges[v] = (lo, max(lo, hi))
+        mentioned: dict[IndexVar, None] = {}
+        for lhs, _, rhs in self.parts:
+            for side in (lhs, rhs):
+                if isinstance(side, IndexExpr):
+                    mentioned.update(dict.fromkeys(side.terms))
+        return ranges, rest, ndim, list(mentioned)
+
+    def variables(self) -> list[IndexVar]:
+        """The index variables the predicate mentions, in order of first appearance."""
+        an = self._analysis
+        if an is None:
+            an = self._analysis = self._analyse()
+        return an[3]
 
     @staticmethod
-    def evaluate_parts(parts: list[tuple], restrict: dict[int, tuple[int, int]]) -> np.ndarray:
+    def evaluate_parts(
+        parts: list[tuple], restrict: dict, axes: dict[IndexVar, int] | None = None, nd: int | None = None
+    ) -> np.ndarray:
+        """The non-separable parts as a boolean array over the restricted box. Without `axes` variables sit on
+        their own grid axes; with `axes` they sit where a subscript / tile places them (an `nd`-D box)."""
         out = None
         for lhs, op, rhs in parts:
-            a = lhs.evaluate(restrict) if hasattr(lhs, "evaluate") else lhs
-            b = rhs.evaluate(restrict) if hasattr(rhs, "evaluate") else rhs
+            a = _evaluate_side(lhs, restrict, axes, nd)
+            b = _evaluate_side(rhs, restrict, axes, nd)
             m = _CMP[op](a, b)
             out = m if out is None else (out & m)
         return out
+
+
+def _evaluate_side(x: Any, restrict: dict, axes: dict[IndexVar, int] | None, nd: int | None) -> Any:
+    if isinstance(x, IndexExpr):
+        return x.evaluate(restrict, axes, nd)
+    if hasattr(x, "evaluate"):
+        v = x.evaluate({a: r for a, r in restrict.items() if type(a) is int} if restrict else restrict)
+        if nd is not None and np.ndim(v) < nd:
+            v = np.reshape(v, np.shape(v) + (1,) * (nd - np.ndim(v)))
+        return v
+    return x
+
+
+class MaskRanges(dict):
+    """A mask's ranges (`{IndexVar: (lo, hi)}`, plus positional int keys) together with `pos`: the result position
+    of each variable in the indexed operands of the call the mask belongs to (see `lowering.mask_info`)."""
+
+    __slots__ = ("pos",)
+
+    def __init__(self, *args: Any, pos: dict[IndexVar, int] | None = None) -> None:
+        super().__init__(*args)
+        self.pos = pos or {}
+
+
+def default_position(v: IndexVar, rank: int) -> int | None:
+    """Result position of a mask variable on a tile of `rank` dims that its subscripts do not index: its grid axis,
+    where grid axes of size 1 count only when the tile has as many dims as the grid (a `[128, N]` tile indexed with
+    `ix, iw, iy = nl.mgrid[0:128, 0:1, 0:N]` has iy at position 1). None when it lies outside the tile."""
+    if v.grid is not None and v.ndim != rank:
+        kept = [a for a, n in enumerate(v.grid) if n > 1 or a == v.axis]
+        if len(kept) == rank:
+            return kept.index(v.axis)
+    return v.axis if v.axis < rank else None
+
+
+def positional(ranges: dict, rank: int | None) -> dict[int, tuple[int, int]]:
+    """`ranges` as position ranges of a `rank`-D tile: int keys as they are, variables at their call position
+    (`MaskRanges.pos`) or `default_position` (their grid axis when `rank` is None); ranges on one position
+    intersect."""
+    if not ranges:
+        return {}
+    pos = getattr(ranges, "pos", None) or {}
+    out: dict[int, tuple[int, int]] = {}
+    for k, r in ranges.items():
+        if isinstance(k, IndexVar):
+            a = pos.get(k)
+            if a is None:
+                a = k.axis if rank is None else default_position(k, rank)
+            if a is None or (rank is not None and a >= rank):
+                continue
+        else:
+            a = k
+        prev = out.get(a)
+        out[a] = r if prev is None else (max(prev[0], r[0]), max(max(prev[0], r[0]), min(prev[1], r[1])))
+    return out
+
+
+def placement(vars_: Any, ranges: dict, rank: int) -> dict[IndexVar, int]:
+    """Positions of `vars_` on a `rank`-D tile that no subscript of theirs indexes (see `positional`)."""
+    pos = getattr(ranges, "pos", None) or {}
+    out = {}
+    for v in vars_:
+        a = pos.get(v)
+        if a is None:
+            a = default_position(v, rank)
+        out[v] = a if a is not None else v.axis
+    return out
 
 
 def _to_expr(x: Any) -> Any:

@@ -23,7 +23,7 @@ from ...isa import gpsimd_engine as _gp
 from ...isa import scalar_engine as _se
 from ...isa import tensor_engine as _te
 from ...isa import vector_engine as _ve
-from .indexing import IndexExpr, Predicate
+from .indexing import IndexExpr, Predicate, placement, positional
 from .lowering import (
     NO_MASK,
     MaskedView,
@@ -32,6 +32,7 @@ from .lowering import (
     mask_info,
     operand,
     result_tile,
+    where_on_tile,
     wrap_masked_apis,
 )
 from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access, restrict_tensor
@@ -202,6 +203,9 @@ def nc_transpose(
     if eng is None:
         eng = "vector" if (p <= 32 and f <= 32) else "tensor"
     if eng == "tensor":
+        from .language import _no_pe_transpose_when_allocated
+
+        _no_pe_transpose_when_allocated("nisa.nc_transpose on the Tensor engine", loc)
         tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True)
         tile.producer = _te.nc_transpose_pe(dst, d, loc=loc, api="nisa.nc_transpose")
     else:
@@ -358,7 +362,8 @@ def tensor_reduce(
     )
     if len(shape) == 1:
         shape = shape + (1,)
-    ranges = {0: minfo[0][0]} if 0 in minfo[0] else {}
+    pr = positional(minfo[0], len(data.shape))
+    ranges = {0: pr[0]} if 0 in pr else {}
     tile, dst = result_tile(shape, dtype or d.dtype, (ranges, []))
     tile.producer = _ve.tensor_reduce(
         dst, op, d, axes, negate=negate, keepdims=keepdims, loc=loc, api="nisa.tensor_reduce"
@@ -423,7 +428,7 @@ def iota(expr: Any, dtype: Any, *, mask: Any = None, **kwargs: Any) -> LegacyTen
     minfo = mask_info(mask)
     tile, dst = result_tile(shape, dtype, minfo)
     vals = np.broadcast_to(vals, shape)
-    r = minfo[0]
+    r = positional(minfo[0], len(shape))
     if r:
         vals = vals[tuple(slice(*r.get(a, (0, n))) if n > 1 else slice(None) for a, n in enumerate(shape))]
     tile.producer = _gp.iota(dst, vals, loc=loc, api="nisa.iota")
@@ -457,7 +462,15 @@ def affine_select(
         _ve.tensor_copy(sv, t, loc=loc, api="nisa.affine_select(psum->sbuf)")
         t = staged
     tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo)
-    predicate = Predicate.evaluate_parts(list(pred.parts), minfo[0])
+    rank = len(on_true_tile.shape)
+    pvars = pred.variables()
+    if isinstance(on_true_tile, LazyAccess):  # the predicate's variables sit where the subscript puts them
+        final = on_true_tile.plan.final
+        axes = {v: final[v] for v in pvars if v in final}
+        axes.update({v: a for v, a in placement(pvars, minfo[0], rank).items() if v not in axes})
+    else:
+        axes = placement(pvars, minfo[0], rank)
+    predicate = Predicate.evaluate_parts(list(pred.parts), positional(minfo[0], rank), axes, rank)
     tile.producer = _gp.affine_select(dst, predicate, t, on_false_value, loc=loc, api="nisa.affine_select")
     return tile
 
@@ -483,9 +496,9 @@ def _access_arg(x: Any, minfo: tuple[dict, list], oob_skip: bool, name: str, loc
         )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
-        return resolve_access(x.base, x.key, ranges, rest, oob_skip)
+        return resolve_access(x.base, x.key, ranges, rest, oob_skip, plan=x.plan)
     t = restrict_tensor(x, ranges)
-    where = Predicate.evaluate_parts(rest, ranges) if rest else None
+    where = where_on_tile(rest, ranges, len(x.shape))
     return t, (np.broadcast_to(where, t.shape) if where is not None else None)
 
 
@@ -532,6 +545,14 @@ def dma_copy(
 def dma_transpose(src: Any, *, axes: Any = None, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
     """Transpose while moving HBM -> SBUF."""
     loc = caller_location()
+    if _indirect_subscript(src):
+        raise NkiValidationError(
+            "nisa.dma_transpose does not take indirect (tile-valued) indices",
+            code="err_indirect_indices_are_not_supported_with_nki_api",
+            values={"src": getattr(src.base.storage, "name", "?")},
+            loc=loc,
+            hint="gather the rows with nisa.dma_copy / nl.load first, then transpose the tile",
+        )
     s = operand(src, NO_MASK)
     ax = tuple(axes) if axes is not None else {2: (1, 0), 3: (2, 1, 0), 4: (3, 1, 2, 0)}.get(len(s.shape))
     if ax is None:
@@ -542,6 +563,11 @@ def dma_transpose(src: Any, *, axes: Any = None, mask: Any = None, dtype: Any = 
     tile, dst = result_tile(shape, dtype or s.dtype)
     tile.producer = _dma.dma_transpose(dst, s, axes=ax, loc=loc, api="nisa.dma_transpose")
     return tile
+
+
+def _indirect_subscript(x: Any) -> bool:
+    """Is `x` a subscript with runtime (tile-valued) indices?"""
+    return isinstance(x, LazyAccess) and any(isinstance(k, (Tensor, LazyAccess, DynamicIndex)) for k in x.key)
 
 
 # ------------------------------------------------------------------------------------------------ operand helpers
@@ -562,9 +588,9 @@ def _scalar_or_tile(x: Any, minfo: tuple[dict, list]) -> Any:
 
 
 def _axes_minfo(minfo: tuple[dict, list], axes: Any) -> tuple[dict, list]:
-    """Keep only the mask's ranges on `axes` (e.g. the partition axis for [P, k]-shaped side results)."""
+    """Keep only the mask's ranges on positions `axes` (e.g. the partition axis for [P, k]-shaped side results)."""
     ranges, _ = minfo
-    return {a: r for a, r in ranges.items() if a in axes or a == -1}, []
+    return {a: r for a, r in positional(ranges, None).items() if a in axes or a == -1}, []
 
 
 def _part_minfo(minfo: tuple[dict, list]) -> tuple[dict, list]:
@@ -582,10 +608,10 @@ def _dst_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: SourceL
         )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
-        t, where = resolve_access(x.base, x.key, ranges, rest)
+        t, where = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
     else:
         t = restrict_tensor(x, ranges)
-        where = Predicate.evaluate_parts(rest, ranges) if rest else None
+        where = where_on_tile(rest, ranges, len(x.shape))
     if where is None:
         return t
     mv = MaskedView.__new__(MaskedView)
@@ -600,7 +626,7 @@ def _where_of(minfo: tuple[dict, list], shape: tuple[int, ...], api: str, loc: S
     if not ranges and not rest:
         return None
     w = np.ones(shape, dtype=bool)
-    for a, (lo, hi) in ranges.items():
+    for a, (lo, hi) in positional(ranges, len(shape)).items():
         if a == -1:
             w[...] = False
         elif a < len(shape) and shape[a] > 1:
@@ -610,8 +636,9 @@ def _where_of(minfo: tuple[dict, list], shape: tuple[int, ...], api: str, loc: S
             key[a] = slice(hi, None)
             w[tuple(key)] = False
     if rest:
+        vs = [v for lhs, _, rhs in rest for side in (lhs, rhs) for v in getattr(side, "terms", ())]
         try:
-            w &= np.broadcast_to(Predicate.evaluate_parts(rest, {}), shape)
+            w &= np.broadcast_to(Predicate.evaluate_parts(rest, {}, placement(vs, ranges, len(shape)), len(shape)), shape)
         except ValueError:
             raise NkiValidationError(
                 f"nisa.{api}: the mask does not match the destination shape {shape}",

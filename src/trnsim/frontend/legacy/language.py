@@ -19,7 +19,7 @@ from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, all
 from ...core.source import caller_location, is_internal_file, name_from_source
 from ...core.tensor import Tensor
 from ...isa import alu, dma, gpsimd_engine, scalar_engine, tensor_engine, vector_engine
-from .indexing import Arange1D, MGrid
+from .indexing import Arange1D, MGrid, positional
 from .lowering import (
     NO_MASK,
     as_column,
@@ -32,7 +32,7 @@ from .lowering import (
     result_tile,
     wrap_masked_apis,
 )
-from .tensor import DynSlice, LazyAccess, LegacyTensor
+from .tensor import DynamicIndex, DynSlice, LazyAccess, LegacyTensor
 
 # ------------------------------------------------------------------------------------------------ dtypes
 bool_ = _dt.bool_
@@ -142,6 +142,8 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
     shp, pdim = _split_shape(shape)
     buf = _resolve_buffer(buffer)
     dt = _dt.normalize(dtype)
+    if _is_direct_allocation(buffer) and "direct_allocation" not in run.extra:
+        run.extra["direct_allocation"] = loc  # a direct-allocation kernel (ncc.sbuf / ncc.psum alloc, mod_alloc)
     if buf.on_chip:
         if not shp or shp[pdim] > 128:
             raise NkiValidationError(
@@ -191,8 +193,24 @@ def _in_user_loop(run: Any) -> bool:
     return builtins.bool(loops)
 
 
-def _filled(shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str) -> LegacyTensor:
+def _is_direct_allocation(buffer: Any) -> bool:
+    """Is `buffer` a direct-allocation object (`ncc.sbuf.mod_alloc(...)`, `ncc.psum.alloc(func)`, ...)?"""
+    return getattr(buffer, "how", None) in ("alloc", "mod_alloc") and hasattr(buffer, "_trnsim_buffer")
+
+
+def _filled(
+    shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str, lazy: bool = False
+) -> LegacyTensor:
     buf = _resolve_buffer(buffer)
+    if _is_direct_allocation(buffer) and not lazy:
+        raise NkiValidationError(
+            f"nl.{api} creates an SBUF/PSUM tensor with an initial value in a direct-allocation kernel "
+            f"(buffer={buffer!r}); allocated kernels cannot create on-chip tensors with init values",
+            code="err_tensor_creation_on_scratchpad_with_init_value_not_supported",
+            values={"buffer": repr(buffer)},
+            loc=caller_location(2),
+            hint="allocate it with nl.ndarray(..., buffer=...) and fill it with nisa.memset (or t[...] = value)",
+        )
     if buf.kind == "hbm":
         raise NkiValidationError(
             f"nl.{api} cannot create an HBM tensor with an initial value",
@@ -212,17 +230,17 @@ def _filled(shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str
 
 def zeros(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
     """Allocate and fill with 0."""
-    return _filled(shape, 0, dtype, buffer, name, "zeros")
+    return _filled(shape, 0, dtype, buffer, name, "zeros", bool(kwargs.get("lazy_initialization")))
 
 
 def ones(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
     """Allocate and fill with 1."""
-    return _filled(shape, 1, dtype, buffer, name, "ones")
+    return _filled(shape, 1, dtype, buffer, name, "ones", bool(kwargs.get("lazy_initialization")))
 
 
 def full(shape: Any, fill_value: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
     """Allocate and fill with `fill_value`."""
-    return _filled(shape, fill_value, dtype, buffer, name, "full")
+    return _filled(shape, fill_value, dtype, buffer, name, "full", bool(kwargs.get("lazy_initialization")))
 
 
 def zeros_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
@@ -292,7 +310,7 @@ def load_transpose2d(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs:
     """HBM [a, b] -> SBUF [b, a] via a DMA transpose."""
     loc = caller_location()
     _require_buffer(src, ("hbm",), "load_transpose2d", "src", loc)
-    if isinstance(src, LazyAccess) and any(isinstance(k, (Tensor, LazyAccess)) for k in src.key):
+    if isinstance(src, LazyAccess) and any(isinstance(k, (Tensor, LazyAccess, DynamicIndex)) for k in src.key):
         raise NkiValidationError(
             "nl.load_transpose2d does not take indirect indices",
             code="err_indirect_indices_are_not_supported_with_nki_api",
@@ -613,7 +631,7 @@ def _reduce_setup(x: Any, axis: Any, mask: Any, keepdims: bool, api: str, loc) -
         kept = [i for i in range(nd) if i not in axes]
         shape = tuple(x.shape[i] for i in kept)
         remap = {old: new for new, old in enumerate(kept)}
-    ranges = {remap[a]: r for a, r in minfo[0].items() if a in remap}
+    ranges = {remap[a]: r for a, r in positional(minfo[0], nd).items() if a in remap}
     return xo, axes, shape, (ranges, [])
 
 
@@ -763,6 +781,7 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
     # The Tensor engine reads SBUF only; PSUM operands are first copied to SBUF (as the compiler does).
     xo, yo = _to_sbuf(xo, "nl.matmul", loc), _to_sbuf(yo, "nl.matmul", loc)
     if not transpose_x:
+        _no_pe_transpose_when_allocated("nl.matmul(transpose_x=False) transposes x on the Tensor engine", loc)
         # x is [M, K]: transpose it on the PE array first (as the compiler does).
         m, k = xo.shape[0], xo.free_size
         xt_psum, xtp = result_tile((k, m), _dt.float32, buffer=PSUM)
@@ -780,6 +799,7 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
 def transpose(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> LegacyTensor:
     """Swap the partition and free dimension of a 2-D tile (<= [128, 128]) on the PE array -> PSUM."""
     loc = caller_location()
+    _no_pe_transpose_when_allocated("nl.transpose transposes on the Tensor engine", loc)
     xo = _to_sbuf(operand(x, mask_info(mask)), "nl.transpose", loc)
     if len(xo.shape) != 2:
         raise NkiValidationError(
@@ -797,6 +817,21 @@ def transpose(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> 
     tile, dst = result_tile((f, p), dtype or xo.dtype, buffer=PSUM)
     tile.producer = tensor_engine.nc_transpose_pe(dst, xo, loc=loc, api="nl.transpose")
     return tile
+
+
+def _no_pe_transpose_when_allocated(what: str, loc) -> None:
+    """Direct-allocation kernels cannot transpose on the Tensor engine (the result's PSUM is not allocated)."""
+    run = current()
+    first = run.extra.get("direct_allocation")
+    if first is not None:
+        raise NkiValidationError(
+            f"{what}, which is not allowed in a direct-allocation kernel (tensors are allocated with ncc.sbuf / "
+            f"ncc.psum allocation APIs, first at {first.short})",
+            code="err_transpose_on_tensor_engine_not_allowed_in_allocated_kernel",
+            loc=loc,
+            hint="pass an already transposed operand (nl.matmul(..., transpose_x=True)), transpose with "
+            "nisa.nc_matmul(is_transpose=True) into an allocated PSUM tile, or use nisa.nc_transpose(engine=vector)",
+        )
 
 
 # ------------------------------------------------------------------------------------------------ iterators
@@ -1011,7 +1046,8 @@ def gather_flattened(data: Any, indices: Any, *, mask: Any = None, dtype: Any = 
     _require_on_chip(data, "gather_flattened", "data", loc)
     _require_on_chip(indices, "gather_flattened", "indices", loc)
     minfo = mask_info(mask)
-    prange = {0: minfo[0][0]} if 0 in minfo[0] else {}
+    pr = positional(minfo[0], len(data.shape))
+    prange = {0: pr[0]} if 0 in pr else {}
     d = operand(data, (prange, []))  # a mask restricts partitions of data, never its flattened row
     ix = operand(indices, minfo)
     tile, dst = result_tile(tuple(indices.shape), dtype or data.dtype, minfo)

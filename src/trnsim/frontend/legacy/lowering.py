@@ -7,6 +7,7 @@ allocates its result tile at the full (unmasked) shape, writes only the masked b
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from ...core import dtypes
 from ...core.errors import NkiTypeError, NkiValidationError
 from ...core.memory import SBUF, Buffer
 from ...core.tensor import Tensor
-from .indexing import Predicate
+from .indexing import MaskRanges, Predicate, placement, positional
 from .tensor import LazyAccess, LegacyTensor, new_tile, resolve_access, restrict_tensor
 
 NO_MASK: tuple[dict, list] = ({}, [])
@@ -59,15 +60,45 @@ def skip_when_masked_off(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        mask = kwargs.get("mask")
+        if mask is None:
+            try:
+                return fn(*args, **kwargs)
+            except MaskedOff:
+                return DeadTile(fn.__name__)
+        stack = _calls()
+        stack.append([x for x in (*args, *kwargs.values()) if isinstance(x, LazyAccess)])
         try:
-            mask = kwargs.get("mask")
-            if mask is not None:
-                mask_info(mask)  # decide before the call looks at its (possibly dead) operands
+            mask_info(mask)  # decide before the call looks at its (possibly dead) operands
             return fn(*args, **kwargs)
         except MaskedOff:
             return DeadTile(fn.__name__)
+        finally:
+            stack.pop()
 
     return wrapper
+
+
+_CALL_STATE = threading.local()
+
+
+def _calls() -> list:
+    """Indexed operands (LazyAccess arguments) of the masked API calls in progress on this thread, innermost last."""
+    st = getattr(_CALL_STATE, "stack", None)
+    if st is None:
+        st = _CALL_STATE.stack = []
+    return st
+
+
+def _bind(vars_: list, sources: list) -> dict:
+    """Result position of each mask variable in the first indexed operand of the call that uses it."""
+    pos: dict = {}
+    for src in sources:
+        final = src.plan.final
+        for v in vars_:
+            if v not in pos and v in final:
+                pos[v] = final[v]
+    return pos
 
 
 def wrap_masked_apis(namespace: dict[str, Any], module: str) -> None:
@@ -98,7 +129,9 @@ def mask_info(mask: Any) -> tuple[dict[int, tuple[int, int]], list]:
         ranges, rest, _ = mask.analyse()
         if -1 in ranges or any(hi <= lo for lo, hi in ranges.values()):
             raise MaskedOff
-        return ranges, rest
+        stack = _calls()
+        pos = _bind(mask.variables(), stack[-1]) if stack and stack[-1] else None
+        return MaskRanges(ranges, pos=pos), rest
     raise NkiTypeError(
         f"unsupported mask {mask!r}: a mask is a comparison of nl.arange / loop index expressions joined with &",
         code="err_unsupported_expression_in_mask",
@@ -120,7 +153,7 @@ def operand(x: Any, minfo: tuple[dict, list] = NO_MASK) -> Any:
         )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
-        t, _ = resolve_access(x.base, x.key, ranges, rest)
+        t, _ = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
         return _check_tile_layout(t)
     if isinstance(x, Tensor):
         return _check_tile_layout(restrict_tensor(x, ranges))
@@ -195,12 +228,21 @@ def result_tile(
     view = restrict_tensor(tile, ranges)
     tile.valid = (ranges, rest)
     if rest:
-        where = Predicate.evaluate_parts(rest, ranges)
+        where = where_on_tile(rest, ranges, len(shape))
         mv = MaskedView.__new__(MaskedView)
         Tensor.__init__(mv, view.storage, view.mem, view.array, view.wmask, view.index)
         mv.where_mask = np.broadcast_to(where, view.shape) if where is not None else True
         view = mv
     return tile, view
+
+
+def where_on_tile(rest: list, ranges: dict, rank: int) -> np.ndarray | None:
+    """A mask's non-separable parts as a boolean array over the restricted box of a `rank`-D tile that is not
+    indexed by the mask's variables (they sit at their call positions, see `indexing.positional`)."""
+    if not rest:
+        return None
+    vs = [v for lhs, _, rhs in rest for side in (lhs, rhs) for v in getattr(side, "terms", ())]
+    return Predicate.evaluate_parts(rest, positional(ranges, rank), placement(vs, ranges, rank), rank)
 
 
 def dtype_of(x: Any) -> np.dtype | None:

@@ -12,6 +12,7 @@ import numpy as np
 from ...core.context import maybe_current
 from ...core.errors import NkiError, trim_traceback
 from ...core.launch import Launch, launch
+from .annotations import annotation_checks
 from .tensor import LegacyTensor
 
 
@@ -48,19 +49,23 @@ class LegacyKernel:
         return out
 
     def launch(self, *args: Any, numerics: bool = True, **kwargs: Any) -> tuple[Any, Launch]:
-        out, rec = launch(
-            self.func,
-            args,
-            kwargs,
-            grid=self.grid,
-            target=self.target,
-            numerics=numerics,
-            tensor_class=LegacyTensor,
-            api="legacy",
-            # Timing-only runs (shape placeholders) skip the cross-iteration race checks: they cost more than
-            # the rest of the front end on big kernels and do not change the instruction stream.
-            check_races=numerics,
-        )
+        try:
+            with annotation_checks(self.func, args, kwargs):  # nt.tensor[...] shape annotations
+                out, rec = launch(
+                    self.func,
+                    args,
+                    kwargs,
+                    grid=self.grid,
+                    target=self.target,
+                    numerics=numerics,
+                    tensor_class=LegacyTensor,
+                    api="legacy",
+                    # Timing-only runs (shape placeholders) skip the cross-iteration race checks: they cost more
+                    # than the rest of the front end on big kernels and do not change the instruction stream.
+                    check_races=numerics,
+                )
+        except NkiError as e:
+            raise trim_traceback(e) from None
         self.last_launch = rec
         return out, rec
 

@@ -12,7 +12,17 @@ from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 from ...core.memory import SBUF, allocate
 from ...core.source import caller_location, name_from_source
 from ...core.tensor import Tensor
-from .indexing import Arange1D, EvaluatedIndex, IndexExpr, Predicate, slice_for
+from .indexing import (
+    Arange1D,
+    EvaluatedIndex,
+    IndexExpr,
+    IndexVar,
+    MaskRanges,
+    Predicate,
+    default_position,
+    positional,
+    slice_for,
+)
 
 
 class DynSlice:
@@ -394,18 +404,27 @@ class LegacyTensor(Tensor):
 class LazyAccess:
     """`tensor[index expressions]`, resolved by the instruction that consumes it (with its mask)."""
 
-    __slots__ = ("base", "key", "_shape")
+    __slots__ = ("base", "key", "_shape", "_plan")
     __array_priority__ = 1000
 
     def __init__(self, base: LegacyTensor, key: tuple) -> None:
         self.base = base
         self.key = key
         self._shape: tuple[int, ...] | None = None
+        self._plan: AccessPlan | None = None
+
+    @property
+    def plan(self) -> AccessPlan:
+        """Where this subscript puts its index variables (see `access_plan`)."""
+        pl = self._plan
+        if pl is None:
+            pl = self._plan = access_plan(self.key)
+        return pl
 
     @property
     def shape(self) -> tuple[int, ...]:
         if self._shape is None:
-            self._shape = access_shape(self.base, self.key)
+            self._shape = access_shape(self.base, self.key, self.plan)
         return self._shape
 
     @property
@@ -429,7 +448,7 @@ class LazyAccess:
         return self.base.itemsize
 
     def _resolve_plain(self) -> Tensor:
-        t, where = resolve_access(self.base, self.key, {}, [])
+        t, where = resolve_access(self.base, self.key, {}, [], plan=self.plan)
         return t
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -541,7 +560,7 @@ def _slice_values(k: slice, n: int, pos: int, nd: int, ranges: dict | None = Non
     return vals.reshape(tuple(vals.size if a == pos else 1 for a in range(nd)))
 
 
-def _grid_layout(key: tuple, nd: int) -> list[int] | None:
+def _grid_layout(key: tuple, nd: int, vpos: dict | None = None) -> list[int] | None:
     """Result axes (grid axes, in order) of an nl.arange / nl.mgrid subscript when they are not simply range(nd).
 
     A grid axis that no index expression of the subscript uses carries no data (size 1): it is dropped, so
@@ -550,7 +569,9 @@ def _grid_layout(key: tuple, nd: int) -> list[int] | None:
     last axis) becomes the leading (partition) dimension. Both only move size-1 axes: data order is unchanged."""
     if nd < 2 or not all(isinstance(k, IndexExpr) or _is_int_key(k) for k in key):
         return None
-    used = sorted({v.axis for k in key if isinstance(k, IndexExpr) for v in k.terms})
+    if vpos is None:
+        vpos = _var_axes(key)
+    used = sorted({vpos[v] for k in key if isinstance(k, IndexExpr) for v in k.terms})
     if not used:
         return None
     keep = list(used)
@@ -562,10 +583,127 @@ def _grid_layout(key: tuple, nd: int) -> list[int] | None:
     keep.sort()
     first = next((k for k in key if isinstance(k, IndexExpr)), None) if isinstance(key[0], IndexExpr) else None
     sv = first.single_var() if first is not None else None
-    if sv is not None and sv[0].size == 1 and keep[0] != sv[0].axis:
-        keep.remove(sv[0].axis)
-        keep.insert(0, sv[0].axis)
+    if sv is not None and sv[0].size == 1 and keep[0] != vpos[sv[0]]:
+        keep.remove(vpos[sv[0]])
+        keep.insert(0, vpos[sv[0]])
     return None if keep == list(range(nd)) else keep
+
+
+def _var_axes(key: tuple) -> dict[IndexVar, int]:
+    """Axis of the subscript's index space each index variable enumerates.
+
+    Variables of one grid keep their grid axes. Grids of different rank line up as NumPy broadcasts open grids,
+    from the right: with `ip, jf, _ = nl.mgrid[0:128, 0:F, 0:1]` and `kb, ks = nl.mgrid[0:512, 0:6]`,
+    `t[ip, kb]` spans axes (ip, kb, -) and is a [128, 512] tile. When that makes two variables of different extents
+    share an axis but lining the grids up from the left does not, the left alignment is used (older trnsim code
+    mixed `[:, None]` partition indices with 3-D free indices that way)."""
+    vs: dict[IndexVar, None] = {}
+    for k in key:
+        if isinstance(k, IndexExpr):
+            vs.update(dict.fromkeys(k.terms))
+    if not vs:
+        return {}
+    ndims = {v.ndim for v in vs}
+    if len(ndims) == 1:
+        return {v: v.axis for v in vs}
+    top = max(ndims)
+    right = {v: v.axis + top - v.ndim for v in vs}
+    if _axes_consistent(right):
+        return right
+    left = {v: v.axis for v in vs}
+    return left if _axes_consistent(left) else right
+
+
+def _axes_consistent(pos: dict[IndexVar, int]) -> bool:
+    sizes: dict[int, int] = {}
+    for v, a in pos.items():
+        if v.size != 1:
+            if sizes.setdefault(a, v.size) != v.size:
+                return False
+    return True
+
+
+class AccessPlan:
+    """The index space of an advanced subscript: `nd` axes before the grid layout, the axis of each index variable
+    (`vpos`), the grid layout (`layout`, see `_grid_layout`; None = all axes in order) and each variable's position
+    in the resolved tile (`final`)."""
+
+    __slots__ = ("nd", "vpos", "layout", "final")
+
+    def __init__(self, nd: int, vpos: dict[IndexVar, int], layout: list[int] | None) -> None:
+        self.nd, self.vpos, self.layout = nd, vpos, layout
+        self.final = {v: (layout.index(a) if layout is not None else a) for v, a in vpos.items()}
+
+    def pre_axis(self, pos: int) -> int | None:
+        """Index-space axis of resolved-tile position `pos` (None when the position is past the index dims)."""
+        if self.layout is not None:
+            return self.layout[pos] if pos < len(self.layout) else None
+        return pos if pos < self.nd else None
+
+    def pre_ranges(self, ranges: dict, rank: int) -> dict[int, tuple[int, int]]:
+        """A mask's ranges as ranges of index-space axes: a variable of the subscript restricts its own axis; other
+        variables (`MaskRanges.pos` / `default_position` on the `rank`-D tile) and int keys restrict a position."""
+        if not ranges:
+            return {}
+        pos = getattr(ranges, "pos", None) or {}
+        out: dict[int, tuple[int, int]] = {}
+        for k, r in ranges.items():
+            if isinstance(k, IndexVar):
+                a = self.vpos.get(k)
+                if a is None:
+                    p = pos.get(k)
+                    if p is None:
+                        p = default_position(k, rank)
+                    a = self.pre_axis(p) if p is not None else None
+            elif k == -1:
+                out[-1] = (0, 0)
+                continue
+            else:
+                a = self.pre_axis(k)
+            if a is None:
+                continue
+            prev = out.get(a)
+            if prev is not None:
+                lo = max(prev[0], r[0])
+                r = (lo, max(lo, min(prev[1], r[1])))
+            out[a] = r
+        return out
+
+    def placed(self, vars_: Any, ranges: dict, rank: int) -> dict[IndexVar, int]:
+        """Index-space axis of each of `vars_` (mask variables the subscript does not use: by position)."""
+        pos = getattr(ranges, "pos", None) or {}
+        out = {}
+        for v in vars_:
+            a = self.vpos.get(v)
+            if a is None:
+                p = pos.get(v)
+                if p is None:
+                    p = default_position(v, rank)
+                a = self.pre_axis(p) if p is not None else None
+            out[v] = a if a is not None else v.axis
+        return out
+
+
+def access_plan(key: tuple) -> AccessPlan:
+    """Where the index variables of subscript `key` sit (see `_var_axes` and `_grid_layout`)."""
+    nd = len(key)
+    fast: dict[IndexVar, int] = {}
+    for a, k in enumerate(key):  # the common case first: t[ip, jf], one variable per axis of one grid, in order
+        if type(k) is not IndexExpr or len(k.terms) != 1:
+            break
+        for v in k.terms:
+            if v.axis != a or v.ndim != nd:
+                break
+            fast[v] = a
+        else:
+            continue
+        break
+    else:
+        if nd:
+            return AccessPlan(nd, fast, None)
+    vpos = _var_axes(key)
+    nd = _gather_ndim(key)
+    return AccessPlan(nd, vpos, _grid_layout(key, nd, vpos))
 
 
 def _is_int_key(k: Any) -> bool:
@@ -576,21 +714,29 @@ def _apply_layout(shape: tuple[int, ...], layout: list[int], nd: int) -> tuple[i
     return tuple(shape[a] for a in layout) + tuple(shape[nd:])
 
 
-def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
+def _var_shapes(k: IndexExpr, vpos: dict[IndexVar, int], nd: int) -> list[tuple[int, ...]]:
+    """The shape each variable of `k` spans in the index space (broadcasting them checks their extents)."""
+    return [tuple(v.size if a == vpos[v] else 1 for a in range(nd)) for v in k.terms] or [(1,) * nd]
+
+
+def _index_space_shape(base: Tensor, key: tuple, plan: AccessPlan) -> tuple[int, ...]:
+    """Broadcast shape of the subscript's index space (before the grid layout)."""
     shapes = []
     for k in key:
-        if isinstance(k, _ADVANCED):
+        if isinstance(k, IndexExpr):
+            shapes.extend(_var_shapes(k, plan.vpos, plan.nd))
+        elif isinstance(k, _ADVANCED):
             shapes.append(k.shape)
         elif isinstance(k, (Tensor, LazyAccess)):
             shapes.append(tuple(k.shape))
     slices = _slice_axes(key) if shapes else []
-    nd = max([len(s) for s in shapes] + [p + 1 for p, _ in slices]) if shapes else 0
+    nd = plan.nd if shapes else 0
     shapes = [tuple(s) + (1,) * (nd - len(s)) for s in shapes]
     shapes += [_slice_values(k, base.shape[p], p, nd).shape for p, k in slices]
     try:
-        shp = np.broadcast_shapes(*shapes) if shapes else ()
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
     except ValueError:
-        ranks = sorted({k.ndim for k in key if isinstance(k, _ADVANCED)})
+        ranks = sorted({v.ndim for k in key if isinstance(k, IndexExpr) for v in k.terms})
         mixed = len(ranks) > 1
         raise NkiIndexError(
             f"the index expressions of this subscript of '{base.storage.name}' span index grids that do not "
@@ -599,17 +745,22 @@ def access_shape(base: Tensor, key: tuple) -> tuple[int, ...]:
             code="err_index_grids_do_not_broadcast",
             values={"shapes": [tuple(x) for x in shapes], "ranks": ranks},
             hint=(
-                "trnsim numbers the axes of every index grid from the left, so a 2-D nl.mgrid used next to a 3-D "
-                "one shares its leading axes; build all indices of one subscript (and its mask) from one grid"
+                "grids of different rank line up from the right as in NumPy (a 2-D grid's axes are the last two "
+                "axes of a 3-D one), so indices of different extents land on the same axis here; build the "
+                "indices of one subscript from one grid, or lift them so that their axes differ"
                 if mixed
                 else "each nl.arange / nl.mgrid axis is one dimension of the access; two indices on the same axis "
                 "must have the same extent"
             ),
         ) from None
+
+
+def access_shape(base: Tensor, key: tuple, plan: AccessPlan | None = None) -> tuple[int, ...]:
+    plan = plan or access_plan(key)
+    shp = _index_space_shape(base, key, plan)
     n_index = len([k for k in key if k is not None])
-    layout = _grid_layout(key, nd)
-    if layout is not None:
-        shp = _apply_layout(tuple(shp), layout, nd)
+    if plan.layout is not None:
+        shp = _apply_layout(tuple(shp), plan.layout, plan.nd)
     return tuple(shp) + tuple(base.shape[n_index:])
 
 
@@ -627,24 +778,40 @@ def _operand_mask_ranges(key: tuple) -> tuple[tuple, dict, list]:
 
 
 def resolve_access(
-    base: LegacyTensor, key: tuple, ranges: dict[int, tuple[int, int]], rest: list[tuple], oob_skip: bool = False
+    base: LegacyTensor,
+    key: tuple,
+    ranges: dict,
+    rest: list[tuple],
+    oob_skip: bool = False,
+    plan: AccessPlan | None = None,
 ) -> tuple[Tensor, np.ndarray | None]:
     """Turn `base[key]` into a core view restricted to the mask's box; returns (view, where-or-None).
+    `ranges` restrict the subscript's own index variables wherever it uses them (other variables and int keys
+    restrict positions of the result, see `AccessPlan.pre_ranges`).
     With `oob_skip` (dma_copy(oob_mode=skip)) out-of-range tile-valued indices are dropped via `where`."""
     ck = _resolve_key(base, key, ranges, rest)
     if ck is not None:
         rec = _RESOLVED.get(ck)
         if rec is not None:  # the same subscript of a tile with the same layout resolved before
             return base.from_recipe(rec), None
-    key, own_ranges, own_rest = _operand_mask_ranges(key)
+    stripped, own_ranges, own_rest = _operand_mask_ranges(key)
+    if stripped is not key:
+        key, plan = stripped, None  # planned without the in-subscript predicates
     if own_ranges or own_rest:
-        ranges = {**ranges, **own_ranges}
+        ranges = MaskRanges({**ranges, **own_ranges}, pos=getattr(ranges, "pos", None))
         rest = list(rest) + own_rest
     if not any(isinstance(k, (_ADVANCED, Tensor, LazyAccess)) for k in key):
         _check_basic(base.shape, key, base.storage.name)
         view = base.basic_view(_keep_free_dims(base, key))
         return restrict_tensor(view, ranges), None
-    nd = _gather_ndim(key)
+    if plan is None:
+        plan = access_plan(key)
+    nd = plan.nd
+    rank = nd
+    outside = [v for lhs, _, rhs in rest for side in (lhs, rhs) if isinstance(side, IndexExpr) for v in side.terms]
+    if any(isinstance(k, IndexVar) and k not in plan.vpos for k in list(ranges) + outside):
+        rank = len(access_shape(base, key, plan))  # mask variables the subscript does not use go by position
+    pranges = plan.pre_ranges(ranges, rank) if ranges else {}
     exprs_only = all(not isinstance(k, (Tensor, LazyAccess, EvaluatedIndex, slice)) for k in key)
     if any(isinstance(k, slice) and k != slice(None) for k in key) and any(isinstance(k, _ADVANCED) for k in key):
         raise NkiValidationError(
@@ -654,11 +821,11 @@ def resolve_access(
         )
     if exprs_only and not rest:
         single = [k.single_var() if isinstance(k, IndexExpr) else None for k in key]
-        axes = [s[0].axis for s in single if s is not None]
+        axes = [plan.vpos[s[0]] for s in single if s is not None]
         if all(s is not None or not isinstance(k, IndexExpr) or not k.terms for s, k in zip(single, key)) and len(
             set(axes)
         ) == len(axes):
-            view = _fast_view(base, key, single, nd, ranges)
+            view = _fast_view(base, key, single, nd, pranges, plan)
             if ck is not None:
                 rec = base.view_recipe(view)
                 if rec is not None:
@@ -666,7 +833,7 @@ def resolve_access(
                         _RESOLVED.clear()
                     _RESOLVED[ck] = rec
             return view, None
-    return _gather_view(base, key, nd, ranges, rest, oob_skip)
+    return _gather_view(base, key, nd, pranges, rest, oob_skip, plan, ranges, rank)
 
 
 #: resolved views of whole tiles by (tile layout, subscript signature, mask box): see `_resolve_key`
@@ -683,8 +850,11 @@ def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tu
     if rest or not base.is_whole():
         return None
     parts: list[Any] = []
+    order: dict[IndexVar, int] = {}  # the subscript's variables, numbered by first appearance
     for k in key:
         if isinstance(k, IndexExpr):
+            for v in k.terms:
+                order.setdefault(v, len(order))
             parts.append(
                 (k.const, k.ndim, tuple([(v.axis, v.start, v.step, v.size, v.ndim, c) for v, c in k.terms.items()]))
             )
@@ -692,6 +862,18 @@ def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tu
             parts.append(k)
         else:
             return None
+    box: tuple = ()
+    if ranges:  # a mask variable is identified by its place in the subscript; others are not cached
+        sig = []
+        for v, r in ranges.items():
+            if isinstance(v, IndexVar):
+                i = order.get(v)
+                if i is None:
+                    return None
+                sig.append((0, i, r))
+            else:
+                sig.append((1, v, r))
+        box = tuple(sorted(sig))
     arr = base.array
     return (
         type(base),
@@ -699,11 +881,18 @@ def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tu
         arr.dtype,
         base.wmask is None,
         tuple(parts),
-        tuple(sorted(ranges.items())) if ranges else (),
+        box,
     )
 
 
-def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: dict) -> Tensor:
+def _fast_view(
+    base: LegacyTensor, key: tuple, single: list, nd: int, ranges: dict, plan: AccessPlan | None = None
+) -> Tensor:
+    """A basic-slicing view for single-variable index expressions on distinct axes; `ranges` are index-space axis
+    ranges (`AccessPlan.pre_ranges`)."""
+    if plan is None:
+        plan = access_plan(key)
+    vpos = plan.vpos
     np_key: list[Any] = []
     order: list[int] = []
     dim = 0
@@ -717,9 +906,9 @@ def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: di
                 order.append(-1)
             else:
                 v, c = s
-                lo, hi = ranges.get(v.axis, (0, v.size))
+                lo, hi = ranges.get(vpos[v], (0, v.size)) if v.size > 1 else (0, 1)
                 np_key.append(slice_for(v, c, k.const, lo, hi, shape[dim], f"axis {dim} of '{base.storage.name}'"))
-                order.append(v.axis)
+                order.append(vpos[v])
         else:
             kk = int(k)
             if not -shape[dim] <= kk < shape[dim]:
@@ -745,7 +934,7 @@ def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: di
     new_shape = [arr.shape[sorted_axes.index(a)] if a in sorted_axes else 1 for a in range(nd)]
     new_shape += list(arr.shape[len(var_axes) :])
     del n_expr
-    layout = _grid_layout(key, nd)
+    layout = plan.layout
     if layout is not None:
         new_shape = list(_apply_layout(tuple(new_shape), layout, nd))
     if tuple(new_shape) != arr.shape:
@@ -755,13 +944,27 @@ def _fast_view(base: LegacyTensor, key: tuple, single: list, nd: int, ranges: di
 
 
 def _gather_view(
-    base: LegacyTensor, key: tuple, nd: int, ranges: dict, rest: list, oob_skip: bool = False
+    base: LegacyTensor,
+    key: tuple,
+    nd: int,
+    ranges: dict,
+    rest: list,
+    oob_skip: bool = False,
+    plan: AccessPlan | None = None,
+    mask_ranges: dict | None = None,
+    rank: int | None = None,
 ) -> tuple[Tensor, np.ndarray | None]:
-    full = access_shape(base, key)[:nd] if nd else ()
+    """Gather indices for `base[key]`; `ranges` are index-space axis ranges (`AccessPlan.pre_ranges`) and
+    `mask_ranges` the mask's own ranges (placing variables of `rest` that the subscript does not use)."""
+    if plan is None:
+        plan = access_plan(key)
+    full = _index_space_shape(base, key, plan)[:nd] if nd else ()
     box = tuple((ranges.get(a, (0, n))[1] - ranges.get(a, (0, n))[0]) if n > 1 else 1 for a, n in enumerate(full))
-    where = Predicate.evaluate_parts(rest, ranges) if rest else None
-    if where is not None:
-        where = np.broadcast_to(where, box)
+    where = None
+    if rest:
+        rvars = [v for lhs, _, rhs in rest for side in (lhs, rhs) if isinstance(side, IndexExpr) for v in side.terms]
+        axes = plan.placed(rvars, mask_ranges or {}, rank if rank is not None else nd)
+        where = np.broadcast_to(Predicate.evaluate_parts(rest, ranges, axes, nd), box)
     idx = []
     dim = 0
     for k in key:
@@ -770,6 +973,8 @@ def _gather_view(
         n = base.shape[dim]
         if isinstance(k, slice):
             vals = _slice_values(k, n, dim, nd, ranges)
+        elif isinstance(k, IndexExpr):
+            vals = k.evaluate(ranges, plan.vpos, nd)
         elif isinstance(k, _ADVANCED):
             vals = k.evaluate(ranges)
             if vals.ndim < nd:
@@ -786,7 +991,7 @@ def _gather_view(
                     "indirect (tile-valued) indices depend on tensor values and cannot be used in timing-only mode",
                     hint="run with full simulation (numerics) for kernels with data-dependent addressing",
                 )
-            tt = restrict_tensor(t, ranges)
+            tt = restrict_tensor(t, ranges)  # index-space axes: the tile's own positions
             vals = tt.read().astype(np.int64)
             if vals.ndim < nd:
                 vals = vals.reshape(vals.shape + (1,) * (nd - vals.ndim))
@@ -809,18 +1014,21 @@ def _gather_view(
             vals = np.clip(vals, 0, n - 1)
         idx.append(vals)
         dim += 1
-    layout = _grid_layout(key, nd)
+    layout = plan.layout
     if layout is not None:  # only size-1 axes move: a reshape of every index array (and of the mask)
         idx = [v.reshape(_apply_layout(np.broadcast_to(v, box).shape, layout, nd)) for v in idx]
         where = where.reshape(_apply_layout(where.shape, layout, nd)) if where is not None else None
     return base.indirect(tuple(idx)), where
 
 
-def restrict_tensor(t: Tensor, ranges: dict[int, tuple[int, int]]) -> Tensor:
-    """Apply a mask's per-axis position ranges to an already concrete tile (broadcast axes untouched)."""
+def restrict_tensor(t: Tensor, ranges: dict) -> Tensor:
+    """Apply a mask's ranges to an already concrete tile (broadcast axes untouched): int keys restrict positions,
+    variables restrict their position in the call (`MaskRanges.pos`) or `default_position` (see `positional`)."""
     if not ranges:
         return t
     shp = t.shape
+    if any(isinstance(k, IndexVar) for k in ranges):
+        ranges = positional(ranges, len(shp))
     key = []
     changed = False
     for a, n in enumerate(shp):
