@@ -250,48 +250,52 @@ def _site_key(st) -> tuple:
 
 
 def _scan(stream: list[Instruction]) -> tuple:
-    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses): first / last
-    stream position and the `Storage` of every on-chip storage (dicts in first-access order), the ids of all
-    storages ever written, and for the spill planner the SBUF storages each position touches (`at[pos]`: ids in
-    reads-then-writes order, None when it touches none) and every SBUF storage's positions (`uses`)."""
+    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses, firsts): first /
+    last stream position and the `Storage` of every on-chip storage (dicts in first-access order), the ids of all
+    storages ever written, the SBUF storages each position touches (`at[pos]`: ids in reads-then-writes order,
+    None when it touches none; for the spill planner), every on-chip storage's positions (`uses`) and the
+    on-chip storages first accessed at each position (`firsts`, in access order)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     stor: dict[int, Any] = {}
     written: set[int] = set()
     at: list[list[int] | None] = [None] * len(stream)
     uses: dict[int, list[int]] = {}
+    firsts: dict[int, list[int]] = {}
     last_get = last.get
-    uses_get = uses.get
     add_written = written.add
     for pos, ins in enumerate(stream):
         here = None
+        new = None
         for k, accs in enumerate((ins.reads, ins.writes)):
             for acc in accs:
                 st = acc.storage
+                sid = st.id
                 if k:
-                    add_written(st.id)
+                    add_written(sid)
                 kind = st.buffer.kind
                 if kind == "hbm":
                     continue
-                sid = st.id
                 p = last_get(sid)
                 if p == pos:
                     continue  # already counted at this position
+                last[sid] = pos
                 if p is None:
                     first[sid] = pos
                     stor[sid] = st
-                last[sid] = pos
-                if kind == "sbuf":
-                    u = uses_get(sid)
-                    if u is None:
-                        uses[sid] = [pos]
+                    uses[sid] = [pos]
+                    if new is None:
+                        new = firsts[pos] = [sid]
                     else:
-                        u.append(pos)
+                        new.append(sid)
+                else:
+                    uses[sid].append(pos)
+                if kind == "sbuf":
                     if here is None:
                         here = at[pos] = [sid]
                     else:
                         here.append(sid)
-    return first, last, stor, written, at, uses
+    return first, last, stor, written, at, uses, firsts
 
 
 def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[int, Any], arch: Arch):
@@ -371,7 +375,7 @@ def build_graph(
     g = _Graph(n)
     if scan is None:
         scan = _scan(stream)
-    last, stor, written = scan[1], scan[2], scan[3]
+    last, stor, written, accessors, firsts = scan[1], scan[2], scan[3], scan[5], scan[6]
     targets, site_of = _rotation_targets(scan[0], last, stor, arch)
     # releases per stream position
     releases: dict[int, list[int]] = {}
@@ -381,7 +385,6 @@ def build_graph(
             releases[pos] = [sid]
         else:
             rl.append(sid)
-    accessors: dict[int, list[int]] = {}
     nslots = [0] * len(targets)  # per site: buffers handed out
     free: list[deque | None] = [None] * len(targets)  # per site: storages whose buffer is free again
     release_node: dict[int, int] = {}
@@ -398,7 +401,7 @@ def build_graph(
     DMA = Engine.DMA
     writes_get = writes.get
     reads_get = reads.get
-    accessors_get = accessors.get
+    firsts_get = firsts.get
     releases_get = releases.get
     for i, ins in enumerate(stream):
         eng = ins.engine
@@ -408,18 +411,9 @@ def build_graph(
         if wrs and eng != DMA and wrs[0].storage.nblocks > 1:
             _normalise_block_dims(ins)
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
-        for accs in (rds, wrs):
-            for acc in accs:
-                st = acc.storage
-                sid = st.id
-                lst = accessors_get(sid)
-                if lst is not None:
-                    if lst[-1] != i:
-                        lst.append(i)
-                    continue
-                if st.buffer.kind == "hbm":
-                    continue
-                accessors[sid] = [i]
+        new = firsts_get(i)
+        if new is not None:
+            for sid in new:
                 key = site_of[sid]
                 have = nslots[key]
                 fq = free[key]
@@ -428,7 +422,7 @@ def build_graph(
                     v = release_node.get(prev)
                     if v is None:
                         v = n + len(vdeps)
-                        vd = [(j, WAR) for j in accessors_get(prev, ())]
+                        vd = [(j, WAR) for j in accessors[prev]]  # every use of the tile that held the buffer
                         vdeps.append(vd)
                         children.append([])
                         for j, _k in vd:
@@ -605,6 +599,8 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     delta: dict[int, dict[int, int]] = {}
     for sid, ps in uses.items():
         st = stor[sid]
+        if st.buffer.kind != "sbuf":
+            continue
         d = delta.setdefault(st.core, {})
         d[ps[0]] = d.get(ps[0], 0) + st.row_bytes
         d[ps[-1] + 1] = d.get(ps[-1] + 1, 0) - st.row_bytes
@@ -858,6 +854,7 @@ def _schedule(
     win = max(1, int(arch.reorder_window))
     eng_of: list[Any] = [""] * total_nodes  # "" for virtual nodes
     rid_of = [0] * n
+    pos_of = [0] * n  # position of each instruction in its resource's order
     barrier_groups: dict[tuple, list[int]] = {}
     barrier_count: dict[tuple, int] = {}
     barrier_of: dict[int, tuple] = {}
@@ -869,6 +866,7 @@ def _schedule(
         if r is None:
             r = resources[key] = _Resource(key, win, len(res_list))
             res_list.append(r)
+        pos_of[i] = len(r.order)
         r.order.append(i)
         rid_of[i] = r.idx
         if ins.opcode == "CORE_BARRIER":
@@ -954,7 +952,10 @@ def _schedule(
                         end[c] = done[c] = ready[c]
                         stack.append(c)
                     else:
-                        dirty[rid_of[c]] = None
+                        # its resource looks again if c is in its window (else when the window gets there)
+                        rc = res_list[rid_of[c]]
+                        if pos_of[c] < rc.head + rc.window:
+                            dirty[rc.idx] = None
 
     for v in range(n, total_nodes):
         if pending[v] == 0:
@@ -1043,6 +1044,24 @@ def _schedule(
         """Advance the domain's transfers to time t, recompute fair rates, reschedule their completions."""
         fl = flows_by_dom.get(dom)
         if not fl:
+            return
+        if len(fl) == 1 and fl[0].cost <= 0:  # one transfer in flight: `_waterfill` for one flow, inlined
+            f = fl[0]
+            f.rem -= f.rate * (t - f.t0)
+            if f.rem < 0:
+                f.rem = 0.0
+            f.t0 = t
+            r = f.cap if f.cap < pipe_cap else pipe_cap
+            hbm_used = r * f.h
+            if hbm_used > hbm_cap > 0:
+                r *= hbm_cap / hbm_used
+            f.rate = r
+            te = t + (f.rem / r if r > 0 else (0.0 if f.rem <= 0 else math.inf))
+            if abs(te - f.proj) > 1e-9 * max(1.0, te):
+                f.version += 1
+                f.proj = te
+                if te < math.inf:
+                    push_event(te, 0, f, f.version)
             return
         for f in fl:
             if f.cost <= 0:
