@@ -145,7 +145,9 @@ class Storage:
         self.core = core
         self.row_bytes = data.strides[0] if data.ndim else data.itemsize
         self._base_ptr = None  # looked up on first use (the pointer lookup costs about a microsecond)
-        self._full_box = None  # region of the whole data (see Tensor.region)
+        # region of the whole data (see Tensor.region): known up front for a C-contiguous, non-empty array (rows
+        # are its first axis), else computed on first use
+        self._full_box = (0, data.shape[0], 0, self.row_bytes) if data.ndim and data.size and data.flags.c_contiguous else None
         self.nblocks = nblocks
         self.block_shape = block_shape
         if not track_writes:

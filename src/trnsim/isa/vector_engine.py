@@ -203,7 +203,7 @@ def tensor_tensor(
     key = c.check_key("tensor_tensor", (op, engine, allow_broadcast), data1, data2, dst)
     hit = c.cached_checks(run, key)
     if hit is not None:  # same operand signature already checked in this run
-        name, eng, layout, in_dt = hit
+        name, eng, layout, in_dt, size, parts, free = hit
     else:
         name = alu.op_name(op)
         eng = resolve_engine(engine, Engine.GPSIMD if name == "power" else Engine.VECTOR)
@@ -225,7 +225,9 @@ def tensor_tensor(
                     )
         layout = _layout_attrs([data1, data2], [dst])
         in_dt = dtypes.promote(data1.dtype, data2.dtype)
-        c.remember_checks(run, key, (name, eng, layout, in_dt))
+        # sizes are functions of the key (shapes, strides, memory) as the checks are
+        size, parts, free = dst.size, dst.partitions, dst.free_size
+        c.remember_checks(run, key, (name, eng, layout, in_dt, size, parts, free))
     if run.numerics:
         a = c.read_operand(data1, api, "data1", loc)
         b = c.read_operand(data2, api, "data2", loc)
@@ -233,8 +235,7 @@ def tensor_tensor(
             res = _binary_values(name, a, b, dst)
             res = np.broadcast_to(res, dst.shape)
         else:
-            p = dst.partitions
-            res = _binary_values(name, _as_2d(a, p), _as_2d(b, p), dst).reshape(dst.shape)
+            res = _binary_values(name, _as_2d(a, parts), _as_2d(b, parts), dst).reshape(dst.shape)
         dst.write(res)
     ins = [data1, data2]
     return c.emit(
@@ -243,9 +244,9 @@ def tensor_tensor(
         ins,
         [dst],
         engine=eng,
-        flops=dst.size,
-        partitions=dst.partitions,
-        free=dst.free_size,
+        flops=size,
+        partitions=parts,
+        free=free,
         in_dtype=in_dt,
         out_dtype=dst.dtype,
         attrs={"op": name, **layout},
@@ -287,7 +288,7 @@ def tensor_scalar(
     key = c.check_key("tensor_scalar", (op0, op1, engine), data, dst, operand0, operand1)
     hit = c.cached_checks(run, key)
     if hit is not None:  # same operand signature already checked in this run
-        eng, n0, n1, layout = hit
+        eng, n0, n1, layout, p, size, free = hit
     else:
         n0 = alu.op_name(op0)
         n1 = alu.op_name(op1) if op1 is not None else ""
@@ -315,8 +316,9 @@ def tensor_scalar(
                 )
         _check_tensor_scalar_engine(api, loc, run.arch.nc_version, eng, n0, n1, bit0)
         layout = _layout_attrs([data], [dst])
-        c.remember_checks(run, key, (eng, n0, n1, layout))
-    p = data.partitions
+        # sizes are functions of the key (shapes, strides, memory) as the checks are
+        p, size, free = data.partitions, dst.size, dst.free_size
+        c.remember_checks(run, key, (eng, n0, n1, layout, p, size, free))
     s0 = c.scalar_or_vector(api, loc, "operand0", operand0, p)
     s1 = c.scalar_or_vector(api, loc, "operand1", operand1, p) if n1 else None
     if run.numerics:
@@ -331,9 +333,9 @@ def tensor_scalar(
         [data] + [t for t in (operand0, operand1) if isinstance(t, Tensor)],
         [dst],
         engine=eng,
-        flops=dst.size * (2 if n1 else 1),
+        flops=size * (2 if n1 else 1),
         partitions=p,
-        free=dst.free_size,
+        free=free,
         in_dtype=data.dtype,
         out_dtype=dst.dtype,
         attrs={"op0": n0, "op1": n1, **layout},

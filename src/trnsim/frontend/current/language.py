@@ -336,7 +336,9 @@ def shared_constant(constant: Any, dtype: Any = None) -> NkiTensor:
                           _dt.normalize(dtype))
 
     def make() -> NkiTensor:
-        st = wrap_host_array(arr, SHARED_HBM, name=name_from_source(loc) or "constant", track_writes=run.numerics)
+        st = wrap_host_array(
+            arr, SHARED_HBM, name=name_from_source(loc) or "constant", track_writes=run.numerics, copy=run.numerics
+        )
         st.loc = loc
         mem = st.take_mem()
         return NkiTensor.wrap(st, mem, mem.data, mem.written)

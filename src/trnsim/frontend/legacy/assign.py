@@ -82,11 +82,27 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     if isinstance(value, DeadTile):
         return  # the value's instruction was masked off (always-false mask): nothing to assign
     run = current()
-    loc = caller_location()
     if not isinstance(key, tuple):
         key = (key,)
     if len(key) == 1 and key[0] is Ellipsis:
         key = ()
+    if (
+        not key
+        and type(value) is LegacyTensor
+        and type(target) is LegacyTensor
+        and value.valid is None
+        and value.index is None
+        and target.index is None
+        and value.storage.nblocks <= 1
+        and target.storage.nblocks <= 1
+        and value.array.shape == target.array.shape
+        and _fresh(value, run)
+    ):
+        # `t[...] = fresh result` of the same shape: what the general path below does (the destination and the
+        # source are the whole tiles, no subscript to resolve, no mask, shapes match), without its analysis
+        if _take_over(target, value, value, run, None):
+            return
+    loc = caller_location()
     blocks = _several_blocks(target, key)
     if blocks is not None:
         _assign_blocks(blocks, value, loc)
@@ -101,33 +117,43 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     minfo = getattr(value, "valid", None) or NO_MASK
     dst = _dst_view(target, key, minfo)
     if isinstance(value, Tensor) and _fresh(value, run):
-        prod = value.producer
-        src_engine = prod.engine
-        ok_target = (
-            (src_engine == Engine.TENSOR and dst.storage.buffer.kind == "psum")
-            or (src_engine == Engine.DMA and dst.storage.buffer.kind in ("sbuf", "hbm"))
-            or (src_engine not in (Engine.TENSOR, Engine.DMA) and dst.storage.buffer.on_chip)
-        )
-        if ok_target:
-            src = operand(value, minfo)
-            _check_shapes(dst, src.shape, loc)
-            raw = value.raw
-            vals = src.read() if raw is None else raw
-            if run.numerics:
-                if vals.shape != tuple(src.shape):
-                    vals = src.read()
-                state = WRITTEN | ACC_OPEN if prod.opcode in _MATMUL_OPS else WRITTEN
-                dst.write(
-                    np.broadcast_to(vals, dst.shape)
-                    if vals.shape != tuple(dst.shape) and vals.size != dst.size
-                    else vals.reshape(dst.shape),
-                    state=state,
-                )
-            run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
-            prod.out_dtype = dst.dtype
-            value.producer = None
+        if _take_over(dst, operand(value, minfo), value, run, loc):
             return
     _copy(dst, value, loc)
+
+
+def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, loc) -> bool:
+    """Retarget the fresh `value`'s instruction to write `dst` (`src`: the value's part to assign); False when its
+    engine cannot write dst's memory (the caller then copies). `loc` None: the caller knows the shapes match."""
+    prod = value.producer
+    src_engine = prod.engine
+    kind = dst.storage.buffer.kind
+    ok_target = (
+        (src_engine == Engine.TENSOR and kind == "psum")
+        or (src_engine == Engine.DMA and kind in ("sbuf", "hbm"))
+        or (src_engine not in (Engine.TENSOR, Engine.DMA) and dst.storage.buffer.on_chip)
+    )
+    if not ok_target:
+        return False
+    if loc is not None:
+        _check_shapes(dst, src.shape, loc)
+    if run.numerics:  # (timing-only runs read no values)
+        raw = value.raw
+        vals = src.read() if raw is None else raw
+        if vals.shape != tuple(src.shape):
+            vals = src.read()
+        state = WRITTEN | ACC_OPEN if prod.opcode in _MATMUL_OPS else WRITTEN
+        dshape = dst.shape
+        dst.write(
+            np.broadcast_to(vals, dshape)
+            if vals.shape != tuple(dshape) and vals.size != dst.size
+            else (vals if vals.shape == dshape else vals.reshape(dshape)),
+            state=state,
+        )
+    run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
+    prod.out_dtype = dst.dtype
+    value.producer = None
+    return True
 
 
 def _dynamic_key(key: tuple) -> bool:

@@ -409,6 +409,26 @@ def _require_buffer(x: Any, kinds: tuple[str, ...], api: str, name: str, loc) ->
 # ------------------------------------------------------------------------------------------------ element-wise
 def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, default_dtype: Any = None) -> Any:
     loc = caller_location(2)
+    if mask is None and type(x) is LegacyTensor and x.index is None:
+        # fast path for the common plain cases (whole-tile operands of the same shape, or a tile and a Python
+        # scalar, no mask, on chip): what the general path below computes for them, without its shape analysis
+        xs = x.storage
+        shape = x.array.shape
+        if xs.nblocks <= 1 and xs.buffer.kind != "hbm":
+            ty = type(y)
+            if ty is LegacyTensor and y.index is None:
+                ys = y.storage
+                if ys.nblocks <= 1 and ys.buffer.kind != "hbm" and y.array.shape == shape:
+                    dx, dy = xs.dtype, ys.dtype
+                    out = dtype or default_dtype or (dx if dx == dy else _dt.promote(dx, dy))
+                    tile, dst = result_tile(shape, out, overwritten=True, loc=loc)
+                    tile.producer = vector_engine.tensor_tensor(dst, x, y, opname, loc=loc, api=f"nl.{api}")
+                    return tile
+            elif ty is float or ty is int:
+                out = dtype or default_dtype or default_binary_dtype(x, y)
+                tile, dst = result_tile(shape, out, overwritten=True, loc=loc)
+                tile.producer = vector_engine.tensor_scalar(dst, x, opname, y, loc=loc, api=f"nl.{api}")
+                return tile
     if not is_tensorish(x) and not is_tensorish(y):
         return alu.apply_binary(opname, np.float32(x), np.float32(y)).item()
     for nm, v in (("x", x), ("y", y)):
@@ -420,18 +440,6 @@ def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, defaul
                 loc=loc,
                 hint="load it with nl.load first",
             )
-    if mask is None and type(x) is LegacyTensor and x.index is None and x.storage.nblocks <= 1:
-        # fast path for the common plain cases (whole-tile operands of the same shape, or a tile and a Python
-        # scalar, no mask): what the general path below computes for them, without its shape analysis
-        shape = x.array.shape
-        if type(y) is LegacyTensor and y.index is None and y.storage.nblocks <= 1 and y.array.shape == shape:
-            tile, dst = result_tile(shape, dtype or default_dtype or default_binary_dtype(x, y), overwritten=True)
-            tile.producer = vector_engine.tensor_tensor(dst, x, y, opname, loc=loc, api=f"nl.{api}")
-            return tile
-        if type(y) is float or type(y) is int:
-            tile, dst = result_tile(shape, dtype or default_dtype or default_binary_dtype(x, y), overwritten=True)
-            tile.producer = vector_engine.tensor_scalar(dst, x, opname, y, loc=loc, api=f"nl.{api}")
-            return tile
     minfo = mask_info(mask)
     shape = full_shape(x, y)
     out_dt = dtype or default_dtype or default_binary_dtype(x, y)
@@ -523,7 +531,7 @@ def _unary(
             hint="load it with nl.load first",
         )
     minfo = mask_info(mask)
-    tile, dst = result_tile(tuple(x.shape), dtype or default_dtype or x.dtype, minfo, overwritten=True)
+    tile, dst = result_tile(tuple(x.shape), dtype or default_dtype or x.dtype, minfo, overwritten=True, loc=loc)
     xo = operand(x, minfo)
     if engine == "scalar":
         instr = scalar_engine.activation(dst, opname, xo, loc=loc, api=f"nl.{api}")
@@ -998,7 +1006,7 @@ def _constant_tensor(arr: np.ndarray, key: tuple, name: str) -> LegacyTensor:
     hit = cache.get(key)
     if hit is not None:
         return hit
-    st = wrap_host_array(arr, SHARED_HBM, name=name, core=run.core, track_writes=run.numerics)
+    st = wrap_host_array(arr, SHARED_HBM, name=name, core=run.core, track_writes=run.numerics, copy=run.numerics)
     mem = st.take_mem()
     t = LegacyTensor(st, mem, mem.data, mem.written)
     cache[key] = t

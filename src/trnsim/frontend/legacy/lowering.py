@@ -15,6 +15,7 @@ import numpy as np
 from ...core import dtypes
 from ...core.errors import NkiTypeError, NkiValidationError
 from ...core.memory import SBUF, Buffer
+from ...core.source import caller_location
 from ...core.tensor import Tensor
 from .indexing import MaskRanges, Predicate, placement, positional
 from .tensor import LazyAccess, LegacyTensor, new_tile, resolve_access, restrict_tensor
@@ -217,11 +218,14 @@ def result_tile(
     buffer: Buffer = SBUF,
     name: str = "",
     overwritten: bool = False,
+    loc: Any = None,
 ) -> tuple[LegacyTensor, Tensor]:
     """Allocate the full result tile and return (tile, the view instructions should write)."""
     # `overwritten`: the calling instruction writes the whole (unmasked) tile, see new_tile
     full = overwritten and not minfo[0] and not minfo[1]
-    tile = new_tile(shape, dtypes.normalize(dtype), buffer=buffer, name=name, overwritten=full)
+    if loc is None:
+        loc = caller_location(2)
+    tile = new_tile(shape, dtypes.normalize(dtype), buffer=buffer, name=name, overwritten=full, loc=loc)
     ranges, rest = minfo
     if not ranges and not rest:
         return tile, tile

@@ -1049,11 +1049,19 @@ def restrict_tensor(t: Tensor, ranges: dict) -> Tensor:
 
 
 def new_tile(
-    shape: tuple[int, ...], dtype: Any, buffer=SBUF, name: str = "", pdim: int = 0, overwritten: bool = False
+    shape: tuple[int, ...],
+    dtype: Any,
+    buffer=SBUF,
+    name: str = "",
+    pdim: int = 0,
+    overwritten: bool = False,
+    loc: Any = None,
 ) -> LegacyTensor:
-    """Allocate a fresh on-chip tile (poisoned), registered with the current run."""
+    """Allocate a fresh on-chip tile (poisoned), registered with the current run. `loc`: the kernel source location
+    when the caller already knows it (saves a stack walk)."""
     run = current()
-    loc = caller_location(2)
+    if loc is None:
+        loc = caller_location(2)
     st, mem, arr, wm = allocate(
         shape,
         dtypes.normalize(dtype),
