@@ -191,14 +191,6 @@ def dma_efficiency(arch: Arch, desc_bytes: float) -> float:
     return (desc_bytes / arch.dma_bytes_per_ns_per_engine) / dma_descriptor_ns(arch, desc_bytes)
 
 
-def _is_plain_dma(ins: Instruction) -> bool:
-    """A data transfer costed by the DMA engine model (other DMA-queue records bring their own cost rule)."""
-    from ..isa.dma import dma_cost
-
-    spec = ins.spec
-    return spec is None or spec.cost is dma_cost
-
-
 def describe(ins: Instruction) -> str:
     """Short human description of what an instruction produces ("load of lhsT", "MATMUL -> res_psum")."""
     a = ins.attrs
@@ -230,7 +222,8 @@ class _Graph:
     """Dependency graph over the stream plus virtual nodes (buffer releases).
 
     `deps[i]`: {producer: kind} of instruction i (() when it has none); `vdeps[k]`: the producers of virtual node
-    n + k (every use of a released tile; kind WAR); `children[j]`: (consumer, kind) pairs of node j."""
+    n + k (every use of a released tile; kind WAR); `children[j]`: (consumer, kind, mode) of node j, mode 0 when
+    the consumer waits for j's end, 1 for its result (`done`), 2 for its result plus the cross-engine semaphore."""
 
     __slots__ = ("n", "deps", "children", "vdeps", "queue_of")
 
@@ -260,34 +253,34 @@ def _scan(stream: list[Instruction]) -> tuple:
     for pos, ins in enumerate(stream):
         here = None
         new = None
-        for k, accs in enumerate((ins.reads, ins.writes)):
-            for acc in accs:
-                st = acc.storage
-                sid = st.id
-                if k:
-                    add_written(sid)
-                kind = st.buffer.kind
-                if kind == "hbm":
-                    continue
-                p = last_get(sid)
-                if p == pos:
-                    continue  # already counted at this position
-                last[sid] = pos
-                if p is None:
-                    first[sid] = pos
-                    stor[sid] = st
-                    uses[sid] = [pos]
-                    if new is None:
-                        new = firsts[pos] = [sid]
-                    else:
-                        new.append(sid)
+        wrs = ins.writes
+        for acc in wrs:
+            add_written(acc.storage.id)
+        for acc in ins.reads + wrs if wrs else ins.reads:
+            st = acc.storage
+            kind = st.buffer.kind
+            if kind == "hbm":
+                continue
+            sid = st.id
+            p = last_get(sid)
+            if p == pos:
+                continue  # already counted at this position
+            last[sid] = pos
+            if p is None:
+                first[sid] = pos
+                stor[sid] = st
+                uses[sid] = [pos]
+                if new is None:
+                    new = firsts[pos] = [sid]
                 else:
-                    uses[sid].append(pos)
-                if kind == "sbuf":
-                    if here is None:
-                        here = at[pos] = [sid]
-                    else:
-                        here.append(sid)
+                    new.append(sid)
+            else:
+                uses[sid].append(pos)
+            if kind == "sbuf":
+                if here is None:
+                    here = at[pos] = [sid]
+                else:
+                    here.append(sid)
     return first, last, stor, written, at, uses, firsts
 
 
@@ -296,16 +289,18 @@ def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[in
     numbered in order of first use) and `site_of[sid]` each on-chip storage's site number."""
     sites: dict[tuple, list[int]] = {}
     site_num: dict[tuple, int] = {}
+    site_lists: list[list[int]] = []
     site_of: dict[int, int] = {}
     for sid, st in stor.items():
         key = (st.core, st.buffer.kind, st.loc, st.row_bytes)
-        lst = sites.get(key)
-        if lst is None:
-            sites[key] = [sid]
-            site_num[key] = len(site_num)
+        k = site_num.get(key)  # (one lookup per storage: hashing a source location is a Python call)
+        if k is None:
+            k = site_num[key] = len(site_lists)
+            sites[key] = lst = [sid]
+            site_lists.append(lst)
         else:
-            lst.append(sid)
-        site_of[sid] = site_num[key]
+            site_lists[k].append(sid)
+        site_of[sid] = k
     live_max: dict[tuple, int] = {}
     for key, sids in sites.items():
         if len(sids) == 1:
@@ -385,6 +380,8 @@ def build_graph(
     qlines: dict[tuple, dict] = {}
     barrier_on: dict[tuple, int] = {}  # (core, storage id) -> that core's latest core_barrier on the storage
     nq = max(1, int(arch.dma_queues))
+    sem = arch.semaphore_ns
+    engs = [ins.engine for ins in stream]
     deps_all = g.deps
     vdeps = g.vdeps
     queue_of = g.queue_of
@@ -418,7 +415,7 @@ def build_graph(
                         vd = accessors[prev]
                         vdeps.append(vd)
                         children.append([])
-                        tv = (v, WAR)
+                        tv = (v, WAR, 0)
                         for j in vd:
                             children[j].append(tv)
                         release_node[prev] = v
@@ -513,7 +510,11 @@ def build_graph(
         if deps:
             deps_all[i] = deps
             for j, kind in deps.items():
-                children[j].append((i, kind))
+                # mode: the consumer waits for the producer's end (0), its result (1), its result + semaphore (2)
+                if kind == RAW or kind == WAW:
+                    children[j].append((i, kind, 2 if sem and engs[j] != eng else 1))
+                else:
+                    children[j].append((i, kind, 0))
         # ---- buffers released after this position
         rel = releases_get(i)
         if rel:
@@ -542,9 +543,11 @@ def _full_access(st) -> Access:
     return a
 
 
-def _spill_instruction(kind: str, st, loc, amount: int) -> Instruction:
-    """A compiler-inserted DMA that saves (`kind` "spill") or reloads `amount` bytes per partition of `st`."""
-    from ..isa.dma import DMA_COPY
+def _spill_instruction(kind: str, st, loc, amount: int, spec: Any = None) -> Instruction:
+    """A compiler-inserted DMA that saves (`kind` "spill") or reloads `amount` bytes per partition of `st`
+    (`spec`: the DMA_COPY instruction spec, when the caller has looked it up)."""
+    if spec is None:
+        from ..isa.dma import DMA_COPY as spec
 
     acc = _full_access(st)
     save = kind == "spill"
@@ -555,7 +558,7 @@ def _spill_instruction(kind: str, st, loc, amount: int) -> Instruction:
         [acc] if save else [],
         [] if save else [acc],
         loc if loc is not None else st.loc,
-        spec=DMA_COPY,
+        spec=spec,
         partitions=parts,
         free=amount // max(1, st.dtype.itemsize),
         in_dtype=st.dtype,
@@ -605,6 +608,10 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     used: dict[int, int] = {}
     nxt: dict[int, int] = {}
     nxt_use: dict[int, int] = {}  # position of each tile's next use after the current one (-1: none)
+    # eviction score: the next use of a tile that may be saved now, -2 for tiles used at this position or held in
+    # HBM entirely (max() over a live set returns its first maximal element, as a scan with ">" would)
+    score: dict[int, int] = {}
+    score_of = score.__getitem__
     out_amt: dict[int, int] = {}  # bytes per partition of a tile currently held in HBM
     started: set[int] = set()
     saves_at: dict[int, list[tuple[int, int]]] = {}
@@ -620,6 +627,7 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
             k = nxt[sid] = nxt.get(sid, -1) + 1
             ps = uses[sid]
             nxt_use[sid] = ps[k + 1] if k + 1 < len(ps) else -1
+            score[sid] = -2
             if sid not in started:
                 started.add(sid)
                 lv.add(sid)
@@ -628,26 +636,29 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
                 amt = out_amt.pop(sid)
                 used[core] = used.get(core, 0) + amt
                 reloads_at.setdefault(pos, []).append((sid, amt))
-        while used.get(core, 0) > cap:
+        while used.get(core, 0) > cap and lv:
             # the live tile (not used here, not all in HBM already) whose next use is farthest; ties: set order
-            best, best_next = -1, -1
-            for sid in lv:
-                nu = nxt_use[sid]
-                if nu > best_next and sid not in here and out_amt.get(sid, 0) < stor[sid].row_bytes:
-                    best, best_next = sid, nu
-            if best < 0:
+            best = max(lv, key=score_of)
+            if score[best] < 0:
                 break
-            resident = stor[best].row_bytes - out_amt.get(best, 0)
+            rb = stor[best].row_bytes
+            resident = rb - out_amt.get(best, 0)
             amt = resident if whole else min(resident, used[core] - cap)
-            out_amt[best] = out_amt.get(best, 0) + amt
+            out = out_amt[best] = out_amt.get(best, 0) + amt
+            if out >= rb:
+                score[best] = -2
             used[core] -= amt
             saves_at.setdefault(pos, []).append((best, amt))
         for sid in here:
             if nxt_use[sid] < 0 and sid in lv:
                 lv.discard(sid)
                 used[core] -= stor[sid].row_bytes - out_amt.pop(sid, 0)
+            else:
+                score[sid] = nxt_use[sid] if out_amt.get(sid, 0) < stor[sid].row_bytes else -2
     if not saves_at:
         return None
+    from ..isa.dma import DMA_COPY
+
     ext: list[Instruction] = []
     orig_pos: list[int] = []
     extra: dict[int, list[int]] = {}
@@ -655,11 +666,11 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
         sv = []
         for sid, amt in saves_at.get(pos, ()):
             sv.append(len(ext))
-            ext.append(_spill_instruction("spill", stor[sid], ins.loc, amt))
+            ext.append(_spill_instruction("spill", stor[sid], ins.loc, amt, DMA_COPY))
         for sid, amt in reloads_at.get(pos, ()):
             if sv:
                 extra[len(ext)] = list(sv)
-            ext.append(_spill_instruction("reload", stor[sid], ins.loc, amt))
+            ext.append(_spill_instruction("reload", stor[sid], ins.loc, amt, DMA_COPY))
         if sv:
             extra[len(ext)] = list(sv)
         orig_pos.append(len(ext))
@@ -886,6 +897,7 @@ def _schedule(
     qwait: list[deque | None] = [None] * len(res_list)  # per DMA queue: issued transfers waiting for their turn
 
     latency = {e: arch.latency_ns(e) for e in COMPUTE_ENGINES}
+    lat_of = [latency.get(r.key[1], 0.0) for r in res_list]  # result latency of each resource's engine
     sem = arch.semaphore_ns
     ppe = max(1, arch.dma_partitions_per_engine)
     neng = max(1, arch.dma_engines)
@@ -897,8 +909,8 @@ def _schedule(
     hbm_dom = max(1, arch.hbm_cores_per_domain)
     hbm_cap = arch.hbm_bytes_per_ns * hbm_dom
     transpose_eff = max(arch.dma_transpose_efficiency, 1e-3)
-    flows_by_dom: dict[int, list[_Flow]] = {}
-    flow_of: dict[int, _Flow] = {}
+    flows_by_dom: list[list[_Flow]] = [[] for _ in range(max(cores, default=0) // hbm_dom + 1)]  # in flight
+    flow_of: list[Any] = [None] * n  # per DMA: its _Flow once issued
     desc_ns: dict[float, float] = {}
     last_stationary: dict[int, Any] = {}
 
@@ -929,14 +941,13 @@ def _schedule(
             q = stack.pop()
             t_done = done[q]
             t_end = end[q]
-            eq = eng_of[q]
-            for c, kind in children[q]:
-                if kind == RAW or kind == WAW:
-                    t = t_done
-                    if sem and c < n and eng_of[c] != eq:
-                        t += sem
-                else:
+            for c, kind, mode in children[q]:
+                if mode == 0:
                     t = t_end
+                elif mode == 1:
+                    t = t_done
+                else:  # cross-engine result: the consumer also waits for the semaphore
+                    t = t_done + sem
                 rc = ready[c]
                 if t >= rc or bind[c] < 0:
                     if t > rc:
@@ -1054,7 +1065,7 @@ def _schedule(
 
     def reflow(dom: int, t: float) -> None:
         """Advance the domain's transfers to time t, recompute fair rates, reschedule their completions."""
-        fl = flows_by_dom.get(dom)
+        fl = flows_by_dom[dom]
         if not fl:
             return
         if len(fl) == 1 and fl[0].cost <= 0:  # one transfer in flight: `_waterfill` for one flow, inlined
@@ -1188,11 +1199,7 @@ def _schedule(
             f = flow_of[item[3]]
             f.start = t
             f.t0 = t
-            fl = flows_by_dom.get(f.dom)
-            if fl is None:
-                flows_by_dom[f.dom] = [f]
-            else:
-                fl.append(f)
+            flows_by_dom[f.dom].append(f)
             if f.cost > 0:
                 push_event(t + f.cost, 0, f, f.version)
             else:
@@ -1256,7 +1263,7 @@ def _schedule(
                     flops += ins.flops
         if st - ft > 1e-9:
             record_idle(r, i, st - ft)
-        if i in barrier_of:
+        if barrier_of and i in barrier_of:
             gk = barrier_of[i]
             arr = barrier_arrived.setdefault(gk, [])
             arr.append((i, st))
@@ -1300,7 +1307,7 @@ def _schedule(
                 dirty[rj.idx] = None
             continue
         en = st + cost
-        dn = en + latency.get(eng, 0.0)
+        dn = en + lat_of[rid]
         busy[eng] = busy.get(eng, 0.0) + cost
         crit[i] = bind[i] if waited else r.last
         start[i] = issue_t[i] = st
