@@ -17,17 +17,16 @@ import trnsim.frontend.legacy.isa as nisa
 import trnsim.frontend.legacy.language as nl
 import trnsim.frontend.legacy.typing as nt
 from trnsim.core.errors import NkiError
+from trnsim.testing import expect_kernel_error
 
 SOURCE = pathlib.Path(__file__).read_text().splitlines()
 
 
 def raises_at_marker(kernel, code, *args, grid=None, marker="# <- error"):
-    k = nki.jit(kernel)
-    with pytest.raises(NkiError) as ei:
-        nki.simulate_kernel(k[grid] if grid is not None else k, *args)
-    err = ei.value
-    assert err.code == code, str(err)
-    assert err.loc.file == __file__, str(err)
+    def launch(fn, *a):
+        nki.simulate_kernel(nki.jit(fn)[grid] if grid is not None else nki.jit(fn), *a)
+
+    err = expect_kernel_error(kernel, *args, code=code, at=None, runner=launch)
     assert marker in SOURCE[err.loc.line - 1], (err.loc.line, SOURCE[err.loc.line - 1], str(err))
     return err
 

@@ -101,6 +101,37 @@ def check_on_chip(t: Tensor, api: str, name: str, loc: SourceLoc, allowed: Seque
         )
 
 
+def check_operands(api: str, loc: SourceLoc, allowed: Sequence[str] = ("sbuf", "psum"), **tensors: Any) -> None:
+    """check_tensor + check_on_chip for each named operand, in the order given."""
+    for name, t in tensors.items():
+        check_on_chip(check_tensor(t, api, name, loc), api, name, loc, allowed)
+
+
+def check_in_sbuf(api: str, loc: SourceLoc, **tensors: Any) -> None:
+    """check_tensor + 'must be in SBUF' (with the plain message of sendrecv-style checks) for each named operand."""
+    for name, t in tensors.items():
+        t = check_tensor(t, api, name, loc)
+        if t.storage.buffer.kind != "sbuf":
+            raise NkiValidationError(
+                f"{api}: '{name}' must be in SBUF, but '{t.storage.name}' is in {t.storage.buffer.name.upper()}",
+                code="err_unsupported_memory",
+                values={name: t.storage.name},
+                loc=loc,
+            )
+
+
+def check_transposed(api: str, loc: SourceLoc, dst: Tensor, data: Tensor) -> None:
+    """dst must be the [free, partitions] transpose of data."""
+    p, f = data.partitions, data.free_size
+    if dst.partitions != f or dst.free_size != p:
+        raise NkiValidationError(
+            f"{api}: dst shape {dst.shape} must be the transpose [{f}, {p}] of data {data.shape}",
+            code="err_shape_mismatch",
+            values={"dst": dst.shape, "data": data.shape},
+            loc=loc,
+        )
+
+
 def check_partitions_match(api: str, loc: SourceLoc, **tensors: Tensor) -> int:
     first = -1
     ok = True

@@ -299,8 +299,7 @@ def spmd_all_reduce(
             values={"op": name},
             loc=loc,
         )
-    for nm, t in (("x", src), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, x=src, dst=dst)
     c.check_partitions_match(api, loc, x=src, dst=dst)
     c.check_free_match(api, loc, x=src, dst=dst)
     if run.numerics:
@@ -430,15 +429,7 @@ def sendrecv(
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 3)
-    for nm, t in (("src", src), ("dst", dst)):
-        t = c.check_tensor(t, api, nm, loc)
-        if t.storage.buffer.kind != "sbuf":
-            raise NkiValidationError(
-                f"{api}: '{nm}' must be in SBUF, but '{t.storage.name}' is in {t.storage.buffer.name.upper()}",
-                code="err_unsupported_memory",
-                values={nm: t.storage.name},
-                loc=loc,
-            )
+    c.check_in_sbuf(api, loc, src=src, dst=dst)
     if src.dtype != dst.dtype or tuple(src.shape) != tuple(dst.shape):
         raise NkiValidationError(
             f"{api}: src of core {src_core} ({tuple(src.shape)}, {dtypes.name_of(src.dtype)}) and dst of core "

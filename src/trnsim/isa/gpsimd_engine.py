@@ -107,8 +107,7 @@ def tensor_partition_reduce(
             values={"op": name},
             loc=loc,
         )
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), data=data, dst=dst)
     if dst.partitions != 1 or dst.free_size != data.free_size:
         raise NkiValidationError(
             f"{api}: dst must have 1 partition and the {data.free_size} elements per partition of data, got "
@@ -193,8 +192,7 @@ def local_gather(
     each index (an element offset within the partition). dst: [P, num_valid_indices * num_elem_per_idx]."""
     loc = loc or c.here()
     run = current()
-    for nm, t in (("src_buffer", src_buffer), ("index", index), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), src_buffer=src_buffer, index=index, dst=dst)
     p = c.check_partitions_match(api, loc, src_buffer=src_buffer, index=index, dst=dst)
     if p % PARTITIONS_PER_CORE:
         raise NkiValidationError(
@@ -352,8 +350,7 @@ def nc_n_gather(
 
     loc = loc or c.here()
     run = current()
-    for nm, t in (("data", data), ("indices", indices), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), data=data, indices=indices, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, indices=indices, dst=dst)
     c.check_free_match(api, loc, indices=indices, dst=dst)
     if indices.dtype != dtypes.uint32:
@@ -420,8 +417,7 @@ def nonzero_with_count(
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 3)
-    for nm, t in (("src", src), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), src=src, dst=dst)
     c.check_partitions_match(api, loc, src=src, dst=dst)
     if src.dtype not in (dtypes.float32, dtypes.int32) or dst.dtype != dtypes.int32:
         raise NkiTypeError(
@@ -474,8 +470,7 @@ def topk(
 
     loc = loc or c.here()
     run = current()
-    for nm, t in (("val_dst", val_dst), ("idx_dst", idx_dst), ("src", src)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), val_dst=val_dst, idx_dst=idx_dst, src=src)
     p = c.check_partitions_match(api, loc, val_dst=val_dst, idx_dst=idx_dst, src=src)
     if src.dtype != dtypes.bfloat16 or val_dst.dtype != dtypes.bfloat16 or idx_dst.dtype != dtypes.uint32:
         raise NkiTypeError(

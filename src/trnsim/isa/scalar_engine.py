@@ -73,8 +73,7 @@ def activation(
             values={"op": name},
             loc=loc,
         )
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     if isinstance(scale, Tensor) and scale.dtype != dtypes.float32:
@@ -262,8 +261,7 @@ def activate2(
             values={"reverse0": reverse0, "reverse1": reverse1},
             loc=loc,
         )
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     if isinstance(imm0, Tensor) and isinstance(imm1, Tensor) and imm0.dtype != imm1.dtype:

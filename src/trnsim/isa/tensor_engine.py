@@ -243,13 +243,7 @@ def nc_transpose_pe(
             values={"data": data.shape},
             loc=loc,
         )
-    if dst.partitions != f or dst.free_size != p:
-        raise NkiValidationError(
-            f"{api}: dst shape {dst.shape} must be the transpose [{f}, {p}] of data {data.shape}",
-            code="err_shape_mismatch",
-            values={"dst": dst.shape, "data": data.shape},
-            loc=loc,
-        )
+    c.check_transposed(api, loc, dst, data)
     if run.numerics:
         v = c.read_operand(data, api, "data", loc).reshape(p, f)
         dst.write(v.T.reshape(dst.shape).astype(np.float32) if dst.dtype == np.float32 else v.T.reshape(dst.shape))
@@ -331,14 +325,11 @@ def nc_matmul_mx(
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 4)
-    for nm, t, allowed in (
-        ("stationary", stationary, ("sbuf",)),
-        ("moving", moving, ("sbuf",)),
-        ("stationary_scale", stationary_scale, ("sbuf",)),
-        ("moving_scale", moving_scale, ("sbuf",)),
-        ("dst", dst, ("psum",)),
-    ):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, allowed)
+    c.check_operands(
+        api, loc, ("sbuf",), stationary=stationary, moving=moving, stationary_scale=stationary_scale,
+        moving_scale=moving_scale,
+    )
+    c.check_operands(api, loc, ("psum",), dst=dst)
     for nm, t in (("stationary", stationary), ("moving", moving)):
         if t.dtype not in dtypes.X4_TYPES:
             raise NkiValidationError(

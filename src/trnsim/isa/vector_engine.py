@@ -207,8 +207,7 @@ def tensor_tensor(
     else:
         name = alu.op_name(op)
         eng = resolve_engine(engine, Engine.GPSIMD if name == "power" else Engine.VECTOR)
-        for nm, t in (("data1", data1), ("data2", data2), ("dst", dst)):
-            c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+        c.check_operands(api, loc, data1=data1, data2=data2, dst=dst)
         c.check_not_both_psum(api, loc, data1, data2, ("data1", "data2"))
         _check_engine_access(api, loc, eng, data1=data1, data2=data2, dst=dst)
         if not allow_broadcast:
@@ -293,8 +292,7 @@ def tensor_scalar(
         n0 = alu.op_name(op0)
         n1 = alu.op_name(op1) if op1 is not None else ""
         eng = resolve_engine(engine, Engine.GPSIMD if n0 == "rsqrt" else Engine.VECTOR)
-        for nm, t in (("data", data), ("dst", dst)):
-            c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+        c.check_operands(api, loc, data=data, dst=dst)
         c.check_partitions_match(api, loc, data=data, dst=dst)
         c.check_free_match(api, loc, data=data, dst=dst)
         _check_engine_access(api, loc, eng, data=data, dst=dst)
@@ -403,8 +401,7 @@ def tensor_reduce(
             values={"op": name},
             loc=loc,
         )
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, data=data, dst=dst)
     c.check_partitions_match(api, loc, data=data, dst=dst)
     axes = normalize_axes(axis, data.ndim, api, loc)
     if name in alu.BITVEC and not (dtypes.is_int(data.dtype) and dtypes.is_int(dst.dtype)):
@@ -473,8 +470,7 @@ def tensor_copy(
         eng, layout = hit
     else:
         eng = resolve_engine(engine, Engine.VECTOR)
-        for nm, t in (("src", src), ("dst", dst)):
-            c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+        c.check_operands(api, loc, src=src, dst=dst)
         c.check_partitions_match(api, loc, src=src, dst=dst)
         c.check_free_match(api, loc, src=src, dst=dst)
         _check_engine_access(api, loc, eng, src=src, dst=dst)
@@ -507,7 +503,7 @@ def memset(
     loc = loc or c.here()
     run = current()
     eng = resolve_engine(engine, Engine.VECTOR)
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc)
+    c.check_operands(api, loc, dst=dst)
     _check_engine_access(api, loc, eng, dst=dst)
     if run.numerics:
         if dtypes.is_int(dst.dtype) and isinstance(value, (int, np.integer)):
@@ -531,8 +527,7 @@ def reciprocal(dst: Tensor, data: Tensor, *, loc: SourceLoc | None = None, api: 
     """dst = 1 / data on the Vector engine (fp32, more precise than the Scalar engine's table)."""
     loc = loc or c.here()
     run = current()
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, data=data, dst=dst)
     c.check_partitions_match(api, loc, data=data, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     if run.numerics:
@@ -557,8 +552,7 @@ def nc_transpose_vector(
     """Vector-engine transpose of up to [32, 32] (SBUF or PSUM in and out)."""
     loc = loc or c.here()
     run = current()
-    for nm, t in (("data", data), ("dst", dst)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
+    c.check_operands(api, loc, data=data, dst=dst)
     p, f = data.partitions, data.free_size
     if p > 32 or f > 32:
         raise NkiValidationError(
@@ -568,13 +562,7 @@ def nc_transpose_vector(
             loc=loc,
             hint="use engine=nisa.tensor_engine for tiles up to [128, 128]",
         )
-    if dst.partitions != f or dst.free_size != p:
-        raise NkiValidationError(
-            f"{api}: dst shape {dst.shape} must be the transpose [{f}, {p}] of data {data.shape}",
-            code="err_shape_mismatch",
-            values={"dst": dst.shape, "data": data.shape},
-            loc=loc,
-        )
+    c.check_transposed(api, loc, dst, data)
     if run.numerics:
         v = c.read_operand(data, api, "data", loc).reshape(p, f)
         dst.write(v.T.reshape(dst.shape))
@@ -590,7 +578,7 @@ def select(
     """dst = on_true where predicate != 0 else on_false (tensors broadcast NumPy-style, or scalars)."""
     loc = loc or c.here()
     run = current()
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc)
+    c.check_operands(api, loc, dst=dst)
     ins = [t for t in (predicate, on_true, on_false) if isinstance(t, Tensor)]
     for t in ins:
         c.check_on_chip(t, api, "operand", loc)
@@ -834,11 +822,6 @@ COPY_DYNAMIC_DST = c.spec(
 )
 
 
-def _on_chip(api: str, loc: SourceLoc, **tensors: Any) -> None:
-    for nm, t in tensors.items():
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc)
-
-
 def _rows(t: Tensor, api: str, name: str, loc: SourceLoc) -> np.ndarray:
     """fp32 values of t as (partitions, elements per partition)."""
     return dtypes.to_fp32(c.read_operand(t, api, name, loc)).reshape(t.partitions, -1)
@@ -864,7 +847,7 @@ def tensor_scalar_reduce(
     (reduce_cmd, default reset_reduce) and read out into reduce_res [P, 1]."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, dst=dst)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     n0 = alu.op_name(op0)
@@ -919,7 +902,7 @@ def tensor_tensor_scan(
     (reverse0 swaps op0's operands, reverse1 op1's); fp32 math over the flattened free axes."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data0=data0, data1=data1, dst=dst)
+    c.check_operands(api, loc, data0=data0, data1=data1, dst=dst)
     c.check_not_both_psum(api, loc, data0, data1, ("data0", "data1"))
     p = c.check_partitions_match(api, loc, data0=data0, data1=data1, dst=dst)
     c.check_free_match(api, loc, data0=data0, data1=data1, dst=dst)
@@ -969,7 +952,7 @@ def scalar_tensor_tensor(
     """dst = (data op0 operand0) op1 operand1: operand0 a scalar or [P,1] vector, operand1 a full tile (fp32 math)."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, operand1=operand1, dst=dst)
+    c.check_operands(api, loc, data=data, operand1=operand1, dst=dst)
     c.check_not_both_psum(api, loc, data, operand1, ("data", "operand1"))
     p = c.check_partitions_match(api, loc, data=data, operand1=operand1, dst=dst)
     c.check_free_match(api, loc, data=data, operand1=operand1, dst=dst)
@@ -1013,7 +996,7 @@ def bn_stats(dst: Tensor, data: Tensor, *, loc: SourceLoc | None = None, api: st
     """Per partition: (count, mean, variance*count) of the even elements, then of the odd elements (fp32)."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, dst=dst)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     n = data.free_size
     if n > BN_STATS_FMAX:
@@ -1055,7 +1038,7 @@ def bn_aggr(dst: Tensor, data: Tensor, *, loc: SourceLoc | None = None, api: str
     """Combine (count, mean, variance*count) triples per partition into (mean, variance) (fp32)."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, dst=dst)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     n = data.free_size
     if n == 0 or n % 3:
@@ -1094,7 +1077,7 @@ def dropout(dst: Tensor, data: Tensor, prob: Any, *, loc: SourceLoc | None = Non
     """Zero each element with probability prob (scalar or [P,1] vector); kept elements are unchanged (no rescale)."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, dst=dst)
+    c.check_operands(api, loc, data=data, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     is_int = dtypes.is_int(data.dtype)
@@ -1175,7 +1158,7 @@ def select_reduce(
     accumulators (reduce_cmd) with read-out into reduce_res."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, predicate=predicate, on_true=on_true, dst=dst)
+    c.check_operands(api, loc, predicate=predicate, on_true=on_true, dst=dst)
     c.check_not_both_psum(api, loc, on_true, predicate, ("on_true", "predicate"))
     p = c.check_partitions_match(api, loc, predicate=predicate, on_true=on_true, dst=dst)
     c.check_free_match(api, loc, predicate=predicate, on_true=on_true, dst=dst)
@@ -1246,7 +1229,7 @@ def range_select(
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 3)
-    _on_chip(api, loc, on_true_tile=on_true_tile, bound0=bound0, bound1=bound1, dst=dst)
+    c.check_operands(api, loc, on_true_tile=on_true_tile, bound0=bound0, bound1=bound1, dst=dst)
     p = c.check_partitions_match(api, loc, on_true_tile=on_true_tile, bound0=bound0, bound1=bound1, dst=dst)
     c.check_free_match(api, loc, on_true_tile=on_true_tile, dst=dst)
     for nm, b in (("bound0", bound0), ("bound1", bound1)):
@@ -1352,7 +1335,7 @@ def max8(dst: Tensor, src: Tensor, *, loc: SourceLoc | None = None, api: str = "
     """The 8 largest values of each partition (fp32 compares), in descending order, into dst [P, 8]."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, src=src, dst=dst)
+    c.check_operands(api, loc, src=src, dst=dst)
     p = c.check_partitions_match(api, loc, src=src, dst=dst)
     _check_elems(api, loc, "src", src, 8, MAX8_FMAX)
     _check_eight(api, loc, "dst", dst)
@@ -1385,7 +1368,7 @@ def nc_find_index8(
     appears k times in vals takes successive occurrences."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, vals=vals, dst=dst)
+    c.check_operands(api, loc, data=data, vals=vals, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, vals=vals, dst=dst)
     _check_elems(api, loc, "data", data, 8, MAX8_FMAX)
     _check_eight(api, loc, "vals", vals)
@@ -1431,7 +1414,7 @@ def nc_match_replace8(
     replaced by imm; optional dst_idx [P, 8] receives the flattened indices of the matches."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, data=data, vals=vals, dst=dst)
+    c.check_operands(api, loc, data=data, vals=vals, dst=dst)
     p = c.check_partitions_match(api, loc, data=data, vals=vals, dst=dst)
     c.check_free_match(api, loc, data=data, dst=dst)
     _check_elems(api, loc, "data", data, 1, MAX8_FMAX)
@@ -1505,7 +1488,7 @@ def nc_stream_shuffle(
     partition i unchanged); the same mask applies to every quadrant. `where` (dst-shaped) limits the writes."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, src=src, dst=dst)
+    c.check_operands(api, loc, src=src, dst=dst)
     c.check_free_match(api, loc, src=src, dst=dst)
     if src.dtype != dst.dtype:
         raise NkiTypeError(
@@ -1592,7 +1575,7 @@ def tensor_copy_predicated(
     their value. Same-dtype copies are bit exact."""
     loc = loc or c.here()
     run = current()
-    _on_chip(api, loc, predicate=predicate, dst=dst)
+    c.check_operands(api, loc, predicate=predicate, dst=dst)
     c.check_dtype(api, loc, "predicate", predicate, _COPY_PREDICATE_DTYPES, "predicates are unsigned integers")
     is_tensor = isinstance(src, Tensor) or hasattr(src, "_resolve_plain")
     if is_tensor:
@@ -1647,7 +1630,7 @@ def _tensor_copy_dynamic(
             values={"engine": eng},
             loc=loc,
         )
-    _on_chip(api, loc, src=src, dst=dst)
+    c.check_operands(api, loc, src=src, dst=dst)
     c.check_partitions_match(api, loc, src=src, dst=dst)
     c.check_free_match(api, loc, src=src, dst=dst)
     _check_engine_access(api, loc, eng, src=src, dst=dst)
@@ -1718,7 +1701,7 @@ def random_uniform(
     loc = loc or c.here()
     run = current()
     eng = resolve_engine(engine, Engine.VECTOR)
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc)
+    c.check_operands(api, loc, dst=dst)
     _check_engine_access(api, loc, eng, dst=dst)
     if run.numerics:
         dst.write(run.rng.random(dst.shape, dtype=np.float32))
@@ -1942,8 +1925,7 @@ def quantize_mx(
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 4)
-    for nm, t in (("src", src), ("dst", dst), ("dst_scale", dst_scale)):
-        c.check_on_chip(c.check_tensor(t, api, nm, loc), api, nm, loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), src=src, dst=dst, dst_scale=dst_scale)
     if src.dtype not in (dtypes.float16, dtypes.bfloat16):
         raise NkiTypeError(
             f"{api}: src must be float16 or bfloat16, got {dtypes.name_of(src.dtype)}",
@@ -2078,7 +2060,7 @@ def rng_bits(dst: Tensor, *, engine: Any = None, loc: SourceLoc | None = None, a
     loc = loc or c.here()
     run = current()
     eng = _rng_engine(engine, run, api, loc, Engine.VECTOR, (Engine.VECTOR, Engine.GPSIMD))
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc)
+    c.check_operands(api, loc, dst=dst)
     _check_engine_access(api, loc, eng, dst=dst)
     if dst.dtype not in (dtypes.int8, dtypes.int16, dtypes.int32, dtypes.uint8, dtypes.uint16, dtypes.uint32):
         raise NkiTypeError(
@@ -2098,7 +2080,7 @@ def rand2(dst: Tensor, lo: Any, hi: Any, *, loc: SourceLoc | None = None, api: s
     loc = loc or c.here()
     run = current()
     c.check_nc_version(api, loc, run, 4)
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc)
+    c.check_operands(api, loc, dst=dst)
     p = dst.partitions
     a = c.scalar_or_vector(api, loc, "min", lo, p)
     b = c.scalar_or_vector(api, loc, "max", hi, p)
@@ -2120,7 +2102,7 @@ def seed_rng_lanes(src_seeds: Tensor, *, loc: SourceLoc | None = None, api: str 
     """Seed every lane of the Vector-engine PRNG (and the run's stream used by dropout) from a [1, 1] 32-bit value."""
     loc = loc or c.here()
     run = current()
-    c.check_on_chip(c.check_tensor(src_seeds, api, "src_seeds", loc), api, "src_seeds", loc)
+    c.check_operands(api, loc, src_seeds=src_seeds)
     if src_seeds.size != 1 or src_seeds.dtype.itemsize != 4:
         raise NkiValidationError(
             f"{api}: src_seeds must be a [1, 1] 32-bit tensor, got {src_seeds.shape} {dtypes.name_of(src_seeds.dtype)}",
@@ -2143,7 +2125,7 @@ def rand_set_state(
     run = current()
     c.check_nc_version(api, loc, run, 3)
     eng = _rng_engine(engine, run, api, loc, Engine.GPSIMD, (Engine.GPSIMD,))
-    c.check_on_chip(c.check_tensor(src_seeds, api, "src_seeds", loc), api, "src_seeds", loc, ("sbuf",))
+    c.check_operands(api, loc, ("sbuf",), src_seeds=src_seeds)
     words = _XORWOW_WORDS * _GENERATORS[eng]
     if src_seeds.dtype != dtypes.uint32 or src_seeds.free_size != words:
         raise NkiValidationError(
@@ -2169,7 +2151,7 @@ def rand_get_state(dst: Tensor, *, engine: Any = None, loc: SourceLoc | None = N
     c.check_nc_version(api, loc, run, 3)
     eng = _rng_engine(engine, run, api, loc, Engine.GPSIMD, (Engine.GPSIMD,))
     allowed = ("sbuf", "psum") if (eng == Engine.VECTOR and run.arch.nc_version >= 4) else ("sbuf",)
-    c.check_on_chip(c.check_tensor(dst, api, "dst", loc), api, "dst", loc, allowed)
+    c.check_operands(api, loc, allowed, dst=dst)
     words = _XORWOW_WORDS * _GENERATORS[eng]
     if dst.dtype != dtypes.uint32 or dst.free_size != words:
         raise NkiValidationError(

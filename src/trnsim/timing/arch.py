@@ -83,6 +83,12 @@ class Arch:
     reorder_window: int = 8
     #: SBUF overflow (timing-only runs): the compiler spills whole tiles (True) or only the overflowing bytes
     spill_whole_tiles: bool = True
+    #: SBUF overflow: a tile evicted again without having been written since its save keeps its HBM copy (only
+    #: the reload moves data); False: every eviction saves again
+    spill_reuse_saved_copies: bool = False
+    #: SBUF overflow: a reload waits for the end of the last instruction that had no room for it (True) or for the
+    #: saves planned at its own position (False)
+    spill_reload_waits_for_room: bool = False
     #: fixed kernel start-up + tear-down time added to every launch (ns)
     launch_overhead_ns: float = 0.0
     comments: dict[str, str] = field(default_factory=dict)

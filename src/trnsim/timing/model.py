@@ -19,8 +19,11 @@ Model (every number comes from the target's `Arch`, see timing/archs/*.json):
   each, need max~(dma_descriptor_ns, descriptor bytes / engine bandwidth) per descriptor) and the flows in
   flight share the core's DMA data path (16 engines x bandwidth) max-min fairly; flows touching HBM also share
   their HBM domain (`hbm_bytes_per_ns` x `hbm_cores_per_domain`).
-* SBUF overflow (timing-only runs; full simulation reports it as an error): whole tiles are saved to HBM and
-  reloaded before their next use, farthest next use first (`plan_spills`).
+* SBUF overflow (timing-only runs; full simulation reports it as an error): in program order, tiles (or only
+  the overflowing bytes, `spill_whole_tiles` false) are saved to HBM and reloaded before their next use,
+  farthest next use first (`plan_spills`). Options: a tile evicted again unmodified keeps its HBM copy
+  (`spill_reuse_saved_copies`: only the reload moves data); a reload waits for the end of the last instruction
+  that had no room for it rather than for the saves of its own position (`spill_reload_waits_for_room`).
 * Cores run independently (SPMD programs / LNC=2 halves carry `Instruction.core`); latency is the makespan.
 """
 
@@ -612,16 +615,31 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     # HBM entirely (max() over a live set returns its first maximal element, as a scan with ">" would)
     score: dict[int, int] = {}
     score_of = score.__getitem__
-    out_amt: dict[int, int] = {}  # bytes per partition of a tile currently held in HBM
+    out_amt: dict[int, int] = {}  # bytes per partition of a tile currently held in HBM only
+    # bytes per partition of a tile whose copy in HBM is still valid (saved and not written since; >= out_amt):
+    # evicting them again needs no save, only the reload
+    valid: dict[int, int] = {}
     started: set[int] = set()
-    saves_at: dict[int, list[tuple[int, int]]] = {}
-    reloads_at: dict[int, list[tuple[int, int]]] = {}
+    blocked_at: dict[int, int] = {}  # per tile held in HBM: the last position that had no room for it
+    saves_at: dict[int, list[tuple[int, int, int]]] = {}  # (tile, bytes evicted, bytes saved) per partition
+    reloads_at: dict[int, list[tuple[int, int, int]]] = {}  # (tile, bytes, position whose end leaves room)
+    reload_after_saves: set[int] = set()
+    reload_bytes = new_bytes = 0
     whole = bool(arch.spill_whole_tiles)
+    reuse = bool(arch.spill_reuse_saved_copies)
+    room_deps = bool(arch.spill_reload_waits_for_room)
+
+    def victim_key(sid: int) -> tuple[int, int]:
+        # farthest next use first (Belady); among equals, the tile with the most bytes that need no save
+        sc = score[sid]
+        return (sc, valid.get(sid, 0) - out_amt.get(sid, 0) if sc >= 0 else 0)
+
     for pos in range(len(stream)):
         here = at[pos]
         if not here:
             continue
-        core = stream[pos].core
+        ins = stream[pos]
+        core = ins.core
         lv = live.setdefault(core, set())
         for sid in here:
             k = nxt[sid] = nxt.get(sid, -1) + 1
@@ -631,28 +649,54 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
             if sid not in started:
                 started.add(sid)
                 lv.add(sid)
-                used[core] = used.get(core, 0) + stor[sid].row_bytes
+                new_bytes += stor[sid].row_bytes
             elif out_amt.get(sid):
                 amt = out_amt.pop(sid)
-                used[core] = used.get(core, 0) + amt
-                reloads_at.setdefault(pos, []).append((sid, amt))
+                reload_bytes += amt
+                reloads_at.setdefault(pos, []).append((sid, amt, blocked_at.pop(sid, -1)))
+        if reload_bytes:
+            # reloads that do not fit before this position's saves wait for them (else only for their room)
+            if not room_deps or used.get(core, 0) + reload_bytes > cap:
+                reload_after_saves.add(pos)
+            used[core] = used.get(core, 0) + reload_bytes
+            reload_bytes = 0
+        if new_bytes:
+            used[core] = used.get(core, 0) + new_bytes
+            new_bytes = 0
+        if valid:
+            if not reuse:  # every eviction saves its bytes again
+                valid.clear()
+            for acc in ins.writes:  # a write makes the tile's HBM copy stale
+                valid.pop(acc.storage.id, None)
         while used.get(core, 0) > cap and lv:
             # the live tile (not used here, not all in HBM already) whose next use is farthest; ties: set order
-            best = max(lv, key=score_of)
+            best = max(lv, key=victim_key if reuse else score_of)
             if score[best] < 0:
                 break
             rb = stor[best].row_bytes
-            resident = rb - out_amt.get(best, 0)
-            amt = resident if whole else min(resident, used[core] - cap)
-            out = out_amt[best] = out_amt.get(best, 0) + amt
-            if out >= rb:
+            o = out_amt.get(best, 0)
+            amt = rb - o if whole else min(rb - o, used[core] - cap)
+            v = valid.get(best, 0)
+            save = o + amt - v if o + amt > v else 0  # bytes without a valid copy in HBM
+            out_amt[best] = o + amt
+            if o + amt > v:
+                valid[best] = o + amt
+            if o + amt >= rb:
                 score[best] = -2
             used[core] -= amt
-            saves_at.setdefault(pos, []).append((best, amt))
+            saves_at.setdefault(pos, []).append((best, amt, save))
+        if out_amt and room_deps:
+            # a tile held in HBM cannot come back while this position has no room for it: its reload waits for
+            # the end of the last such instruction
+            u = used.get(core, 0)
+            for sid, o in out_amt.items():
+                if u + o > cap and stor[sid].core == core:
+                    blocked_at[sid] = pos
         for sid in here:
             if nxt_use[sid] < 0 and sid in lv:
                 lv.discard(sid)
                 used[core] -= stor[sid].row_bytes - out_amt.pop(sid, 0)
+                valid.pop(sid, None)
             else:
                 score[sid] = nxt_use[sid] if out_amt.get(sid, 0) < stor[sid].row_bytes else -2
     if not saves_at:
@@ -664,12 +708,17 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     extra: dict[int, list[int]] = {}
     for pos, ins in enumerate(stream):
         sv = []
-        for sid, amt in saves_at.get(pos, ()):
-            sv.append(len(ext))
-            ext.append(_spill_instruction("spill", stor[sid], ins.loc, amt, DMA_COPY))
-        for sid, amt in reloads_at.get(pos, ()):
-            if sv:
-                extra[len(ext)] = list(sv)
+        for sid, _amt, save in saves_at.get(pos, ()):
+            if save > 0:
+                sv.append(len(ext))
+                ext.append(_spill_instruction("spill", stor[sid], ins.loc, save, DMA_COPY))
+        after_saves = pos in reload_after_saves
+        for sid, amt, room in reloads_at.get(pos, ()):
+            deps = list(sv) if after_saves else []
+            if room >= 0:
+                deps.append(orig_pos[room])
+            if deps:
+                extra[len(ext)] = deps
             ext.append(_spill_instruction("reload", stor[sid], ins.loc, amt, DMA_COPY))
         if sv:
             extra[len(ext)] = list(sv)

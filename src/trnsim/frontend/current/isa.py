@@ -538,13 +538,7 @@ def nc_matmul_mx(
     )
 
 
-def nc_transpose(dst: Any, data: Any, engine: Any = engine.unknown, name: str | None = None) -> NkiInstruction:
-    """Partition <-> free transpose on the Tensor engine (SBUF -> PSUM, <= 128x128) or Vector (<= 32x32)."""
-    loc = caller_location()
-    api = "nisa.nc_transpose"
-    _t(dst, api, "dst", loc)
-    _t(data, api, "data", loc)
-    _no_oob(api, loc, dst=dst, data=data)
+def _check_same_dtype(api: str, loc: SourceLoc, dst: Any, data: Any) -> None:
     if dst.dtype != data.dtype:
         raise NkiValidationError(
             f"{api}: dst dtype {_dt.name_of(dst.dtype)} must equal data dtype {_dt.name_of(data.dtype)}",
@@ -552,6 +546,16 @@ def nc_transpose(dst: Any, data: Any, engine: Any = engine.unknown, name: str | 
             values={"dst": _dt.name_of(dst.dtype), "data": _dt.name_of(data.dtype)},
             loc=loc,
         )
+
+
+def nc_transpose(dst: Any, data: Any, engine: Any = engine.unknown, name: str | None = None) -> NkiInstruction:
+    """Partition <-> free transpose on the Tensor engine (SBUF -> PSUM, <= 128x128) or Vector (<= 32x32)."""
+    loc = caller_location()
+    api = "nisa.nc_transpose"
+    _t(dst, api, "dst", loc)
+    _t(data, api, "data", loc)
+    _no_oob(api, loc, dst=dst, data=data)
+    _check_same_dtype(api, loc, dst, data)
     eng = _engine(engine, loc)
     if eng is None:
         eng = "vector" if data.partitions <= 32 and data.free_size <= 32 else "tensor"
@@ -882,13 +886,7 @@ def dropout(dst: Any, data: Any, prob: Any, name: str | None = None) -> NkiInstr
     api = "nisa.dropout"
     _t(dst, api, "dst", loc)
     _t(data, api, "data", loc)
-    if dst.dtype != data.dtype:
-        raise NkiValidationError(
-            f"{api}: dst dtype {_dt.name_of(dst.dtype)} must equal data dtype {_dt.name_of(data.dtype)}",
-            code="err_unsupported_dtype",
-            values={"dst": _dt.name_of(dst.dtype), "data": _dt.name_of(data.dtype)},
-            loc=loc,
-        )
+    _check_same_dtype(api, loc, dst, data)
     return _ret(_ve.dropout(dst, data, prob, loc=loc, api=api), name)
 
 
@@ -1282,14 +1280,7 @@ def sendrecv(
     from ...isa import common as _c
 
     _c.check_nc_version(api, loc, run, 3)
-    for nm, t in (("src", src), ("dst", dst)):
-        if t.storage.buffer.kind != "sbuf":
-            raise NkiValidationError(
-                f"{api}: '{nm}' must be in SBUF, but '{t.storage.name}' is in {t.storage.buffer.name.upper()}",
-                code="err_unsupported_memory",
-                values={nm: t.storage.name},
-                loc=loc,
-            )
+    _c.check_in_sbuf(api, loc, src=src, dst=dst)
     if src.dtype != dst.dtype or tuple(src.shape) != tuple(dst.shape):
         raise NkiValidationError(
             f"{api}: src {tuple(src.shape)} {_dt.name_of(src.dtype)} and dst {tuple(dst.shape)} {_dt.name_of(dst.dtype)} "

@@ -72,14 +72,17 @@ def is_hbm(buffer: Any) -> bool:
 
 
 def is_sbuf(buffer: Any) -> bool:
+    """True when `buffer` is SBUF."""
     return _as_buffer(buffer).kind == "sbuf"
 
 
 def is_psum(buffer: Any) -> bool:
+    """True when `buffer` is PSUM."""
     return _as_buffer(buffer).kind == "psum"
 
 
 def is_on_chip(buffer: Any) -> bool:
+    """True when `buffer` is on chip (SBUF or PSUM)."""
     return _as_buffer(buffer).on_chip
 
 
@@ -284,18 +287,22 @@ def zeros(shape: Any, dtype: Any, buffer: Any = None, name: str = "") -> NkiTens
 
 
 def ones(shape: Any, dtype: Any, buffer: Any = None, name: str = "") -> NkiTensor:
+    """Allocate and fill with 1 (on-chip buffers only)."""
     return _filled(shape, 1, dtype, buffer, name, "ones")
 
 
 def full(shape: Any, fill_value: Any, dtype: Any, buffer: Any = None, name: str = "") -> NkiTensor:
+    """Allocate and fill with `fill_value` (on-chip buffers only)."""
     return _filled(shape, fill_value, dtype, buffer, name, "full")
 
 
 def zeros_like(x: Any, dtype: Any = None, buffer: Any = None, name: str = "") -> NkiTensor:
+    """A tensor like `x` (shape; dtype and buffer unless given) filled with 0."""
     return _filled(x.shape, 0, dtype or x.dtype, buffer or _like_buffer(x), name, "zeros_like")
 
 
 def ones_like(x: Any, dtype: Any = None, buffer: Any = None, name: str = "") -> NkiTensor:
+    """A tensor like `x` (shape; dtype and buffer unless given) filled with 1."""
     return _filled(x.shape, 1, dtype or x.dtype, buffer or _like_buffer(x), name, "ones_like")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..legacy.typing import TensorType as _LegacyTensorType
+from ..legacy.typing import _Mutable, _TensorFactory
 
 
 class TensorType(_LegacyTensorType):
@@ -14,30 +15,10 @@ class TensorType(_LegacyTensorType):
     runs (`trnsim.estimate(kernel, nt.tensor[[M, K], nl.bfloat16], ...)`)."""
 
 
-class _TensorFactory:
-    def __getitem__(self, item: Any) -> TensorType:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], (list, tuple)):
-            return TensorType(tuple(item[0]), item[1])
-        if isinstance(item, (list, tuple)):
-            if item and not isinstance(item[-1], (int, np.integer)):
-                return TensorType(tuple(item[:-1]), item[-1])
-            return TensorType(tuple(item))
-        return TensorType((int(item),))
+def _is_dtype(item: Any) -> bool:
+    """Any trailing item that is not an integer dimension is the dtype."""
+    return not isinstance(item, (int, np.integer))
 
 
-tensor = _TensorFactory()
-
-
-class _Mutable:
-    """`nt.mutable_tensor`: the kernel writes into this parameter (the write is copied back to the caller)."""
-
-    _trnsim_mutable = True
-
-    def __getitem__(self, item: Any) -> _Mutable:
-        return self
-
-    def __repr__(self) -> str:
-        return "mutable_tensor"
-
-
+tensor = _TensorFactory(TensorType, _is_dtype)
 mutable_tensor = _Mutable()

@@ -39,6 +39,8 @@ from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access, rest
 
 
 class engine(enum.IntEnum):  # noqa: N801 - NKI's name
+    """Neuron Device engines."""
+
     unknown = 0
     tensor = 1
     scalar = 2
@@ -56,6 +58,8 @@ dma_engine = engine.sync
 
 
 class reduce_cmd(enum.IntEnum):  # noqa: N801
+    """Engine accumulator-register commands."""
+
     idle = 0
     reset = 1
     reduce = 2
@@ -63,6 +67,8 @@ class reduce_cmd(enum.IntEnum):  # noqa: N801
 
 
 class dge_mode(enum.IntEnum):  # noqa: N801
+    """Descriptor Generation Engine mode."""
+
     none = 0
     swdge = 1
     hwdge = 2
@@ -70,11 +76,15 @@ class dge_mode(enum.IntEnum):  # noqa: N801
 
 
 class oob_mode(enum.IntEnum):  # noqa: N801
+    """Out-of-bounds access mode of indirect DMA."""
+
     error = 0
     skip = 1
 
 
 class nc_version(enum.IntEnum):  # noqa: N801
+    """NeuronCore generation."""
+
     gen2 = 2
     gen3 = 3
 
@@ -573,6 +583,11 @@ def _indirect_subscript(x: Any) -> bool:
 # ------------------------------------------------------------------------------------------------ operand helpers
 def _tile_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: SourceLoc) -> Tensor:
     """Resolve a tile operand under the mask; anything that is not a tile is an error at the kernel's line."""
+    _require_tile(x, api, name, loc)
+    return operand(x, minfo)
+
+
+def _require_tile(x: Any, api: str, name: str, loc: SourceLoc) -> None:
     if not is_tensorish(x):
         raise NkiTypeError(
             f"nisa.{api}: '{name}' must be a tile, got {type(x).__name__}",
@@ -580,7 +595,6 @@ def _tile_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: Source
             values={name: x},
             loc=loc,
         )
-    return operand(x, minfo)
 
 
 def _scalar_or_tile(x: Any, minfo: tuple[dict, list]) -> Any:
@@ -599,13 +613,7 @@ def _part_minfo(minfo: tuple[dict, list]) -> tuple[dict, list]:
 
 def _dst_arg(x: Any, minfo: tuple[dict, list], api: str, name: str, loc: SourceLoc) -> Tensor:
     """An in-place destination (`dst=`): restricted to the mask's box; non-separable masks limit the writes."""
-    if not is_tensorish(x):
-        raise NkiTypeError(
-            f"nisa.{api}: '{name}' must be a tile, got {type(x).__name__}",
-            code="err_invalid_operand",
-            values={name: x},
-            loc=loc,
-        )
+    _require_tile(x, api, name, loc)
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
         t, where = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
@@ -1045,6 +1053,7 @@ def _not_implemented(name: str) -> Callable:
         )
 
     fn.__name__ = name
+    fn.__doc__ = f"nisa.{name}: not implemented in trnsim (raises err_unsupported_api)."
     fn._trnsim_missing = True  # type: ignore[attr-defined]
     return fn
 

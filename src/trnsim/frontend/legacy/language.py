@@ -244,10 +244,12 @@ def full(shape: Any, fill_value: Any, dtype: Any, *, buffer: Any = None, name: s
 
 
 def zeros_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
+    """A new tile of `a`'s shape (and dtype unless given) filled with 0."""
     return zeros(a.shape, dtype or a.dtype, buffer=buffer, name=name)
 
 
 def ones_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
+    """A new tile of `a`'s shape (and dtype unless given) filled with 1."""
     return ones(a.shape, dtype or a.dtype, buffer=buffer, name=name)
 
 
