@@ -1,0 +1,93 @@
+"""Spill policy of timing-only runs whose live tiles exceed SBUF (`timing.model.plan_spills`)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import trnsim
+import trnsim.frontend.legacy as nki
+import trnsim.frontend.legacy.isa as nisa
+import trnsim.frontend.legacy.language as nl
+from trnsim.frontend.legacy.typing import tensor
+from trnsim.timing.arch import get_arch
+from trnsim.timing.model import plan_spills
+
+F32 = np.float32
+TILE = 4096  # bytes per partition of every [128, 1024] fp32 tile
+STEPS = 4
+
+
+@nki.jit
+def clean_and_dirty(x, y):
+    """`a` is loaded once and only read; `acc` is rewritten every step; b, c, d are per-step temporaries. With
+    room for 4.25 tiles the 5 tiles live at `d` overflow SBUF by 0.75 tile each step, and `a` (next use farthest
+    away) is the victim."""
+    out = nl.ndarray((128, 1024), dtype=x.dtype, buffer=nl.shared_hbm)
+    a = nl.load(x)
+    acc = nl.zeros((128, 1024), dtype=x.dtype)
+    for k in range(STEPS):
+        b = nl.load(y[k])
+        c = nisa.tensor_tensor(b, b, op=nl.multiply)
+        d = nisa.tensor_tensor(c, b, op=nl.add)  # peak: a, acc, b, c, d
+        acc[...] = nisa.tensor_tensor(acc, d, op=nl.add)
+        acc[...] = nisa.tensor_tensor(acc, a, op=nl.add)
+    nl.store(out, value=acc)
+    return out
+
+
+def _run(**changes):
+    arch = get_arch("trn1").variant("tiny_sbuf", sbuf_usable_bytes_per_partition=4 * TILE + TILE // 4, **changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = trnsim.estimate(clean_and_dirty, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32],
+                              target=arch)
+    return est, arch
+
+
+def _kinds(est):
+    return [(s["kind"], s["tensor"], s["bytes"] // 128) for s in est.extra["spills"]]
+
+
+def test_whole_tiles_saved_again_at_every_eviction_by_default():
+    est, _ = _run()
+    assert _kinds(est) == [("spill", "a", TILE), ("reload", "a", TILE)] * STEPS
+    assert est.extra["spill_save_bytes"] == est.extra["spill_reload_bytes"] == STEPS * 128 * TILE
+
+
+def test_unmodified_tile_keeps_its_hbm_copy():
+    est, _ = _run(spill_reuse_saved_copies=True)
+    # `a` is never written after its first save: later evictions only reload it
+    assert _kinds(est) == [("spill", "a", TILE)] + [("reload", "a", TILE)] * STEPS
+    assert est.extra["spill_save_bytes"] == 128 * TILE
+    assert est.extra["spill_reload_bytes"] == STEPS * 128 * TILE
+
+
+def test_only_overflowing_bytes_move_and_reloads_wait_for_room():
+    est, arch = _run(spill_reuse_saved_copies=True, spill_whole_tiles=False, spill_reload_waits_for_room=True)
+    over = 5 * TILE - arch.sbuf_usable_bytes_per_partition
+    assert _kinds(est) == [("spill", "a", over)] + [("reload", "a", over)] * STEPS
+    # each reload waits for the end of the instruction that had no room for `a` (the step's peak, `d`)
+    stream = est.extra["launch"].stream
+    ext, orig_pos, extra = plan_spills(stream, arch)
+    peaks = [orig_pos[p] for p, ins in enumerate(stream) if ins.writes and ins.writes[0].storage.name == "d"]
+    reloads = [p for p, ins in enumerate(ext) if ins.attrs.get("spill") == "reload"]
+    assert len(reloads) == len(peaks) == STEPS
+    for r, peak in zip(reloads, peaks):
+        assert peak in extra[r] and peak < r
+    t = est.timings
+    for s, k in zip(est.extra["spills"][1:], range(STEPS)):
+        assert s["start"] >= t[stream.index(ext[peaks[k]])].end - 1e-6
+
+
+@pytest.mark.parametrize("changes", [{}, {"spill_reuse_saved_copies": True, "spill_whole_tiles": False}])
+def test_fitting_stream_plans_no_spills(changes):
+    arch = get_arch("trn1").variant("roomy", **changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = trnsim.estimate(clean_and_dirty, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32],
+                              target=arch)
+    assert plan_spills(est.extra["launch"].stream, arch) is None
+    assert "spills" not in est.extra
