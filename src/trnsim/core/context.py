@@ -173,17 +173,22 @@ class Run:
     def emit(self, instr: Instruction) -> Instruction:
         instr.idx = len(self.stream)
         instr.core = self.core
-        if self.loops:
-            instr.iteration = tuple([f.iteration for f in self.loops])
+        loops = self.loops
+        if loops:
+            instr.iteration = (loops[0].iteration,) if len(loops) == 1 else tuple([f.iteration for f in loops])
             if self.check_races:
-                for frame in self.loops:
+                affine = False
+                for frame in loops:
                     if frame.kind == "affine":
+                        affine = True
                         self._check_race(frame, instr)
                 # The loop logs hold what exact checks need; records must not keep views (and arrays) alive.
-                for acc in instr.reads:
-                    acc.tensor = None
-                for acc in instr.writes:
-                    acc.tensor = None
+                # (isa.common.emit keeps views in the accesses only inside affine loops)
+                if affine:
+                    for acc in instr.reads:
+                        acc.tensor = None
+                    for acc in instr.writes:
+                        acc.tensor = None
         self.stream.append(instr)
         return instr
 
@@ -191,10 +196,11 @@ class Run:
         """Point an already emitted instruction's write at another region (legacy tile assignment)."""
         instr.writes[index] = access
         if self.check_races and self.loops:
-            affine = [f for f in self.loops if f.kind == "affine"]
-            if affine:
-                probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
-                for frame in affine:
+            probe = None
+            for frame in self.loops:
+                if frame.kind == "affine":
+                    if probe is None:
+                        probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
                     self._check_race(frame, probe)
             access.tensor = None
 

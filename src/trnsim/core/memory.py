@@ -253,7 +253,7 @@ def allocate(
         loc=loc,
         core=core,
         nblocks=nblocks,
-        block_shape=shape[:pdim],
+        block_shape=shape[:pdim] if pdim else (),
         track_writes=track_writes,
         initialized=initialized,
     )
@@ -345,18 +345,36 @@ def relaxed_gc(gen0: int = 100_000) -> Iterator[None]:
     A launch creates millions of small, acyclic, long-lived objects (instruction records); with CPython's default
     generation-0 threshold of 700 the collector keeps re-scanning them, which costs ~10% of the simulation. Objects
     of a kernel launch form (almost) no cycles, so collecting every `gen0` allocations instead bounds any cyclic
-    garbage while removing most of that cost. The previous thresholds are restored afterwards."""
+    garbage while removing most of that cost. The previous thresholds are restored afterwards.
+
+    The objects that survive a collection during the launch are also moved out of the collector's generations
+    (`gc.freeze`), so the growing instruction stream is not re-scanned by every later (and every full) collection;
+    `gc.unfreeze` hands them back to the collector at the end. Skipped when the process has frozen objects itself."""
     import gc
 
     old = gc.get_threshold()
     if old[0] >= gen0:
         yield
         return
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.callbacks.append(_freeze_survivors)
     gc.set_threshold(gen0, *old[1:])
     try:
         yield
     finally:
         gc.set_threshold(*old)
+        if freeze:
+            gc.callbacks.remove(_freeze_survivors)
+            gc.unfreeze()
+
+
+def _freeze_survivors(phase: str, info: dict) -> None:
+    """gc callback of `relaxed_gc`: after a collection, what survived it is kept out of later ones."""
+    if phase == "stop":
+        import gc
+
+        gc.freeze()
 
 
 # ------------------------------------------------------------------------------------------ BLAS threads

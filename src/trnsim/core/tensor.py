@@ -21,7 +21,20 @@ from .memory import ACC_OPEN, WRITTEN, Buffer, Mem, Storage, region
 class Tensor:
     """A view of (part of) one storage."""
 
-    __slots__ = ("storage", "mem", "array", "wmask", "index", "valid", "producer", "raw", "_reg", "_off", "__weakref__")
+    __slots__ = (
+        "storage",
+        "mem",
+        "array",
+        "wmask",
+        "index",
+        "valid",
+        "producer",
+        "raw",
+        "_reg",
+        "_off",
+        "_sig",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -41,6 +54,7 @@ class Tensor:
         self.raw = None  # fp32 engine values before the final cast, for retargeting
         self._reg = None  # cached region box
         self._off = None  # byte offset of `array` in the storage's data when known (saves a pointer lookup)
+        self._sig = None  # check-cache signature of this view (isa.common.check_key), computed on first use
 
     # ----------------------------------------------------------------- basic properties
     @property
@@ -261,14 +275,16 @@ class Tensor:
         if self.index is None and where is None and isinstance(values, np.ndarray) and self.array.dtype == dt:
             arr = self.array
             vd = values.dtype
-            if vd == dt or (vd.kind == "f" and dt.kind not in "iub" and dt.names is None):
+            if vd == dt:
+                arr[...] = values
+            elif vd.kind == "f" and dt.kind not in "iub" and dt.names is None:
                 # float -> float: the same RNE cast as dtypes.cast_to, done straight into the destination
                 np.copyto(arr, values, casting="unsafe")
             else:
                 arr[...] = dtypes.cast_to(values, dt)
             wm = self.wmask
             if wm is not None:
-                wm[...] = state
+                wm.fill(state)
                 if not mem.full and arr.size == mem.data.size and state & WRITTEN and 0 not in arr.strides:
                     mem.full = True  # a non-broadcast view as large as the storage covers all of it
             return

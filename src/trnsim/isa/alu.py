@@ -365,11 +365,42 @@ def unary(name: str) -> Callable[[Any], Any]:
     return fn
 
 
+try:  # NumPy 2: the error state is a context variable holding an opaque "extobj"; setting a prepared one is what
+    # np.errstate does, minus building it (about 0.6 us) on every element-wise instruction
+    from numpy._core._ufunc_config import _extobj_contextvar as _FP_STATE
+    from numpy._core.umath import _make_extobj
+except ImportError:  # pragma: no cover - other NumPy layouts: plain np.errstate
+    _FP_STATE = None
+_QUIET: dict[Any, Any] = {}
+
+
+def _quiet_state() -> Any:
+    """The current NumPy error state with invalid / overflow ignored (= np.errstate(invalid="ignore",
+    over="ignore") entered here), cached per current state."""
+    cur = _FP_STATE.get()
+    q = _QUIET.get(cur)
+    if q is None:
+        if len(_QUIET) > 64:
+            _QUIET.clear()
+        q = _QUIET[cur] = _make_extobj(invalid="ignore", over="ignore")
+    return q
+
+
 def apply_binary(name: str, a: Any, b: Any) -> np.ndarray:
     """fp32 ALU semantics; bit-vector ops on integer bit patterns."""
-    fn = binary(name)
+    fn = BINARY.get(name)
+    if fn is None:
+        fn = binary(name)
     if name in BITVEC:
         return fn(np.asarray(a), np.asarray(b))
+    if _FP_STATE is not None:
+        q = _QUIET.get(_FP_STATE.get())
+        token = _FP_STATE.set(q if q is not None else _quiet_state())
+        try:
+            r = fn(a, b)
+        finally:
+            _FP_STATE.reset(token)
+        return r if type(r) is np.ndarray and r.dtype == np.float32 else np.asarray(r, dtype=np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         return np.asarray(fn(a, b), dtype=np.float32)
 

@@ -272,6 +272,8 @@ def scalar_or_vector(api: str, loc: SourceLoc, name: str, v: Any, partitions: in
 
 # --------------------------------------------------------------------------- check caching
 _SCALAR_TYPES = (type(None), int, float, bool, np.float32, np.float64, np.int32, np.int64, np.bool_)
+_SIGS: dict[tuple, int] = {}  # operand summary -> its number (numbers are never reused; see check_key)
+_MAX_SIGS = 200_000
 
 
 def check_key(tag: str, statics: tuple, *operands: Any) -> tuple | None:
@@ -285,10 +287,22 @@ def check_key(tag: str, statics: tuple, *operands: Any) -> tuple | None:
         if isinstance(t, Tensor):
             if t.index is not None:
                 return None
-            a = t.array
-            st = t.storage
-            # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
-            parts.append((type(t), st.buffer.kind, a.shape, a.strides, a.dtype, st.dtype, st.tf32, st.nblocks, st.row_bytes))
+            sig = t._sig
+            if sig is None:
+                a = t.array
+                st = t.storage
+                # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
+                sig = (type(t), st.buffer.kind, a.shape, a.strides, a.dtype, st.dtype, st.tf32, st.nblocks, st.row_bytes)
+                # a view's array and its storage's fields do not change, so the summary is kept with the view,
+                # as a small number standing for it (cheaper to hash in the key than the tuple)
+                n = _SIGS.get(sig)
+                if n is None:
+                    if len(_SIGS) < _MAX_SIGS:
+                        n = _SIGS[sig] = len(_SIGS)
+                    else:
+                        n = sig  # (table full: the tuple itself, which never equals a number)
+                sig = t._sig = n
+            parts.append(sig)
         elif type(t) in _SCALAR_TYPES:
             parts.append(type(t))
         else:
@@ -376,7 +390,13 @@ def emit(
 ) -> Instruction:
     """Append an instruction record to the current run's stream."""
     run = current()
-    keep = run.check_races and bool(run.loops)
+    # views are kept only for the race checks of enclosing affine loops (Run.emit drops them after those)
+    keep = False
+    if run.check_races:
+        for frame in run.loops:
+            if frame.kind == "affine":
+                keep = True
+                break
     wacc = []
     for t in writes:
         if t is not None:
@@ -384,10 +404,14 @@ def emit(
             if mem is not None and mem.shadow is not None:
                 mem.shadow = None  # belt and braces: every writer's data change drops the fp32 copy
             wacc.append(Access(t, accumulate, keep))
+    racc = []
+    for t in reads:
+        if t is not None:
+            racc.append(Access(t, False, keep))
     instr = Instruction(
         engine or s.engine,
         s.opcode,
-        [Access(t, False, keep) for t in reads if t is not None],
+        racc,
         wacc,
         loc,
         spec=s,

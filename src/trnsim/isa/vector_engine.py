@@ -234,7 +234,14 @@ def tensor_tensor(
             res = _binary_values(name, a, b, dst)
             res = np.broadcast_to(res, dst.shape)
         else:
-            res = _binary_values(name, _as_2d(a, parts), _as_2d(b, parts), dst).reshape(dst.shape)
+            if a.ndim != 2 or a.shape[0] != parts:
+                a = _as_2d(a, parts)
+            if b.ndim != 2 or b.shape[0] != parts:
+                b = _as_2d(b, parts)
+            res = _binary_values(name, a, b, dst)
+            dshape = dst.shape
+            if res.shape != dshape:
+                res = res.reshape(dshape)
         dst.write(res)
     ins = [data1, data2]
     return c.emit(
@@ -317,18 +324,26 @@ def tensor_scalar(
         # sizes are functions of the key (shapes, strides, memory) as the checks are
         p, size, free = data.partitions, dst.size, dst.free_size
         c.remember_checks(run, key, (eng, n0, n1, layout, p, size, free))
-    s0 = c.scalar_or_vector(api, loc, "operand0", operand0, p)
+    s0 = operand0 if type(operand0) is float else c.scalar_or_vector(api, loc, "operand0", operand0, p)
     s1 = c.scalar_or_vector(api, loc, "operand1", operand1, p) if n1 else None
     if run.numerics:
-        x = _as_2d(c.read_operand(data, api, "data", loc), p)
+        x = c.read_operand(data, api, "data", loc)
+        if x.ndim != 2 or x.shape[0] != p:
+            x = _as_2d(x, p)
         res = _scalar_step(n0, x, s0, reverse0)
         if n1:
             res = _scalar_step(n1, res, s1, reverse1)
-        dst.write(np.asarray(res).reshape(dst.shape))
+        dshape = dst.shape
+        dst.write(res if type(res) is np.ndarray and res.shape == dshape else np.asarray(res).reshape(dshape))
+    ins = [data]
+    if isinstance(operand0, Tensor):
+        ins.append(operand0)
+    if isinstance(operand1, Tensor):
+        ins.append(operand1)
     return c.emit(
         TENSOR_SCALAR,
         loc,
-        [data] + [t for t in (operand0, operand1) if isinstance(t, Tensor)],
+        ins,
         [dst],
         engine=eng,
         flops=size * (2 if n1 else 1),

@@ -127,12 +127,14 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, loc) -> bool:
     engine cannot write dst's memory (the caller then copies). `loc` None: the caller knows the shapes match."""
     prod = value.producer
     src_engine = prod.engine
-    kind = dst.storage.buffer.kind
-    ok_target = (
-        (src_engine == Engine.TENSOR and kind == "psum")
-        or (src_engine == Engine.DMA and kind in ("sbuf", "hbm"))
-        or (src_engine not in (Engine.TENSOR, Engine.DMA) and dst.storage.buffer.on_chip)
-    )
+    buf = dst.storage.buffer
+    # Tensor engine -> PSUM, DMA -> SBUF / HBM, the other engines -> on-chip memory
+    if src_engine == Engine.TENSOR:
+        ok_target = buf.kind == "psum"
+    elif src_engine == Engine.DMA:
+        ok_target = buf.kind in ("sbuf", "hbm")
+    else:
+        ok_target = buf.kind != "hbm"  # (= buf.on_chip)
     if not ok_target:
         return False
     if loc is not None:
@@ -140,16 +142,21 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, loc) -> bool:
     if run.numerics:  # (timing-only runs read no values)
         raw = value.raw
         vals = src.read() if raw is None else raw
-        if vals.shape != tuple(src.shape):
+        vshape = vals.shape
+        if vshape != tuple(src.shape):
             vals = src.read()
+            vshape = vals.shape
         state = WRITTEN | ACC_OPEN if prod.opcode in _MATMUL_OPS else WRITTEN
         dshape = dst.shape
-        dst.write(
-            np.broadcast_to(vals, dshape)
-            if vals.shape != tuple(dshape) and vals.size != dst.size
-            else (vals if vals.shape == dshape else vals.reshape(dshape)),
-            state=state,
-        )
+        if vshape == dshape:
+            dst.write(vals, state=state)
+        else:
+            dst.write(
+                np.broadcast_to(vals, dshape)
+                if vshape != tuple(dshape) and vals.size != dst.size
+                else (vals if vshape == dshape else vals.reshape(dshape)),
+                state=state,
+            )
     run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
     prod.out_dtype = dst.dtype
     value.producer = None

@@ -4,6 +4,7 @@ iterators and launch-grid queries, each lowered onto the ISA instructions of `tr
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 import math
 import sys
@@ -22,6 +23,8 @@ from ...isa import alu, dma, gpsimd_engine, scalar_engine, tensor_engine, vector
 from .indexing import Arange1D, MGrid, positional
 from .lowering import (
     NO_MASK,
+    DeadTile,
+    MaskedOff,
     as_column,
     default_binary_dtype,
     full_shape,
@@ -30,9 +33,10 @@ from .lowering import (
     operand,
     pad_rank,
     result_tile,
+    skip_when_masked_off,
     wrap_masked_apis,
 )
-from .tensor import DynamicIndex, DynSlice, LazyAccess, LegacyTensor
+from .tensor import DynamicIndex, DynSlice, LazyAccess, LegacyTensor, new_tile
 
 # ------------------------------------------------------------------------------------------------ dtypes
 bool_ = _dt.bool_
@@ -409,6 +413,18 @@ def _require_buffer(x: Any, kinds: tuple[str, ...], api: str, name: str, loc) ->
 
 
 # ------------------------------------------------------------------------------------------------ element-wise
+_SCALAR_PROMOTED: dict[tuple[Any, type], Any] = {}  # (tile dtype, Python scalar type) -> default_binary_dtype
+_API_NAMES: dict[str, str] = {}
+
+
+def _api_name(api: str) -> str:
+    """f"nl.{api}", built once per API."""
+    n = _API_NAMES.get(api)
+    if n is None:
+        n = _API_NAMES[api] = f"nl.{api}"
+    return n
+
+
 def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, default_dtype: Any = None) -> Any:
     loc = caller_location(2)
     if mask is None and type(x) is LegacyTensor and x.index is None:
@@ -423,13 +439,20 @@ def _binary(opname: str, x: Any, y: Any, dtype: Any, mask: Any, api: str, defaul
                 if ys.nblocks <= 1 and ys.buffer.kind != "hbm" and y.array.shape == shape:
                     dx, dy = xs.dtype, ys.dtype
                     out = dtype or default_dtype or (dx if dx == dy else _dt.promote(dx, dy))
-                    tile, dst = result_tile(shape, out, overwritten=True, loc=loc)
-                    tile.producer = vector_engine.tensor_tensor(dst, x, y, opname, loc=loc, api=f"nl.{api}")
+                    # (= result_tile(shape, out, overwritten=True, loc=loc) without a mask: the tile is the view)
+                    tile = new_tile(shape, out, overwritten=True, loc=loc)
+                    tile.producer = vector_engine.tensor_tensor(tile, x, y, opname, loc=loc, api=_api_name(api))
                     return tile
             elif ty is float or ty is int:
-                out = dtype or default_dtype or default_binary_dtype(x, y)
-                tile, dst = result_tile(shape, out, overwritten=True, loc=loc)
-                tile.producer = vector_engine.tensor_scalar(dst, x, opname, y, loc=loc, api=f"nl.{api}")
+                out = dtype or default_dtype
+                if not out:
+                    # = default_binary_dtype(x, y): the promotion with the weak scalar's dtype (int32 / float32)
+                    dx = xs.dtype
+                    out = _SCALAR_PROMOTED.get((dx, ty))
+                    if out is None:
+                        out = _SCALAR_PROMOTED[(dx, ty)] = default_binary_dtype(x, y)
+                tile = new_tile(shape, out, overwritten=True, loc=loc)
+                tile.producer = vector_engine.tensor_scalar(tile, x, opname, y, loc=loc, api=_api_name(api))
                 return tile
     if not is_tensorish(x) and not is_tensorish(y):
         return alu.apply_binary(opname, np.float32(x), np.float32(y)).item()
@@ -490,7 +513,24 @@ def _make_binary(opname: str, api: str, default_dtype: Any = None, doc: str = ""
     fn.__qualname__ = api
     fn.__doc__ = doc or f"Element-wise {api}(x, y) (NumPy broadcasting; fp32 math)."
     fn._nki_op = opname  # type: ignore[attr-defined]
-    return fn
+    masked = skip_when_masked_off(fn)
+    if positional:
+        return masked
+    dtype0 = bool if default_dtype is not None else None
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        # = skip_when_masked_off(fn) (what wrap_masked_apis makes of it), with the plain `op(x, y)` call (no
+        # keywords, so no mask) going straight to _binary
+        if kwargs or len(args) != 2:
+            return masked(*args, **kwargs)
+        try:
+            return _binary(opname, args[0], args[1], dtype0, None, api)
+        except MaskedOff:
+            return DeadTile(api)
+
+    call._masked_off_handled = True  # type: ignore[attr-defined]
+    return call
 
 
 add = _make_binary("add", "add")

@@ -109,6 +109,8 @@ def wrap_masked_apis(namespace: dict[str, Any], module: str) -> None:
     for name, fn in list(namespace.items()):
         if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != module:
             continue
+        if getattr(fn, "_masked_off_handled", False):  # does what skip_when_masked_off adds itself
+            continue
         try:
             params = inspect.signature(fn).parameters
         except (TypeError, ValueError):

@@ -41,6 +41,15 @@ class DynSlice:
 
 
 _ADVANCED = (IndexExpr, EvaluatedIndex)
+_ASSIGN: Any = None  # assign.assign, imported on first use (assign imports this module)
+
+
+def _assign_fn() -> Any:
+    global _ASSIGN
+    from .assign import assign
+
+    _ASSIGN = assign
+    return assign
 _DYNAMIC_OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
 
 
@@ -187,9 +196,10 @@ class LegacyTensor(Tensor):
         return self.basic_view(_keep_free_dims(self, key))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        from .assign import assign
-
-        assign(self, key, value)
+        fn = _ASSIGN
+        if fn is None:
+            fn = _assign_fn()
+        fn(self, key, value)
 
     # ----------------------------------------------------------------- tensor methods
     def reshape(self, *shape: Any, **kwargs: Any) -> LegacyTensor:
@@ -1064,7 +1074,7 @@ def new_tile(
         loc = caller_location(2)
     st, mem, arr, wm = allocate(
         shape,
-        dtypes.normalize(dtype),
+        dtype if isinstance(dtype, np.dtype) else dtypes.normalize(dtype),
         buffer,
         pdim=pdim,
         name=name or name_from_source(loc),
