@@ -4,7 +4,6 @@ reports the error it found."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import pathlib
 
 import numpy as np
@@ -20,31 +19,6 @@ _spec.loader.exec_module(_root)
 TOLERANCES: dict[str, dict[str, float]] = _root.TOLERANCES
 #: dtype name -> NumPy / ml_dtypes scalar type
 DTYPES = _root.DTYPES
-
-
-def _single_threaded_blas() -> None:
-    """Run NumPy's bundled OpenBLAS on one thread. Simulated matmuls are tiny (<= 128 x 128 x 512); on a busy
-    2-core machine OpenBLAS's thread hand-offs made them ~6x slower (flash attention at seqlen 4096: 31 s instead
-    of 5 s). Best effort: silently does nothing where the library or symbol is not found."""
-    import ctypes
-    import glob
-    import os
-
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(libs, "*openblas*")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                fn(1)
-                return
-
-
-if os.environ.get("OPENBLAS_NUM_THREADS") is None:
-    _single_threaded_blas()
 
 
 def assert_close(got: np.ndarray, ref: np.ndarray, dtype_name: str, scale: float = 1.0) -> float:

@@ -22,16 +22,7 @@ import numpy as np
 import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.isa as nisa
 import trnsim.frontend.legacy.language as nl
-
-NEG_INF = -9984.0  # the large negative fill the Neuron compiler uses for masked scores
-
-
-def _kv_chunk(seqlen: int) -> int:
-    """Columns of one QK^T matmul: the largest of 512 / 256 / 128 that divides seqlen."""
-    for c in (512, 256, 128):
-        if seqlen % c == 0:
-            return c
-    raise AssertionError(f"seqlen {seqlen} must be a multiple of 128")
+from trnsim.kernels.flash_attention import NEG_INF, kv_block
 
 
 @nki.jit
@@ -45,7 +36,7 @@ def fused_self_attention(q, k, v, use_causal_mask=False, softmax_scale=None):
     out = nl.ndarray((seqlen, d_head), dtype=q.dtype, buffer=nl.shared_hbm)
 
     P = nl.tile_size.pmax
-    KV = _kv_chunk(seqlen)
+    KV = kv_block(seqlen)
     n_q = seqlen // P
     n_kv = seqlen // P
     n_chunks = seqlen // KV

@@ -34,7 +34,7 @@ import trnsim.frontend.legacy.language as nl
 NEG_INF = -9984.0  # the large negative fill the Neuron compiler uses for masked scores
 
 
-def _kv_block(seqlen_kv: int) -> int:
+def kv_block(seqlen_kv: int) -> int:
     """kv columns per online-softmax step: the largest of 512 / 256 / 128 that divides seqlen_kv."""
     for c in (512, 256, 128):
         if seqlen_kv % c == 0:
@@ -61,7 +61,7 @@ def flash_attention_fwd(q, k, v, use_causal_mask=True, softmax_scale=None):
     out = nl.ndarray((batch, n_heads, seqlen_q, d_head), dtype=q.dtype, buffer=nl.shared_hbm)
 
     P = nl.tile_size.pmax
-    KV = _kv_block(seqlen_kv)
+    KV = kv_block(seqlen_kv)
     group = n_heads // n_kv_heads
     n_q_tiles = seqlen_q // P
     n_kv_blocks = seqlen_kv // KV

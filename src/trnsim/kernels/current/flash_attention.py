@@ -28,6 +28,7 @@ import numpy as np
 import trnsim.frontend.current as nki
 import trnsim.frontend.current.isa as nisa
 import trnsim.frontend.current.language as nl
+from trnsim.kernels.flash_attention import reference  # noqa: F401 - the float64 reference both generations share
 
 NEG_INF = -9984.0  # the large negative fill the Neuron compiler uses for masked scores
 
@@ -120,20 +121,6 @@ def flash_attention_fwd(q, k, v, use_causal_mask=True, softmax_scale=None):
                 nisa.tensor_scalar(dst=o_tile, data=acc, op0=nl.multiply, operand0=inv_l)
                 nisa.dma_copy(dst=out[b, h, q0 : q0 + P, :], src=o_tile)
     return out
-
-
-def reference(q, k, v, use_causal_mask=True, softmax_scale=None) -> np.ndarray:
-    """float64 NumPy reference (GQA: kv head h // (n_heads // n_kv_heads) serves query head h)."""
-    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
-    group = q.shape[1] // k.shape[1]
-    k = np.repeat(k, group, axis=1)
-    v = np.repeat(v, group, axis=1)
-    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    s = scale * q @ np.swapaxes(k, -1, -2)
-    if use_causal_mask:
-        s = np.where(np.tril(np.ones(s.shape[-2:], dtype=bool)), s, -np.inf)
-    p = np.exp(s - s.max(axis=-1, keepdims=True))
-    return (p / p.sum(axis=-1, keepdims=True)) @ v
 
 
 def _check() -> None:
