@@ -29,8 +29,10 @@ def test_layernorm(rng, close, kind, dt_name, shape):
 
 
 def test_layernorm_bn_offset_rows(rng, close):
-    """bn_stats statistics stay exact with a large common offset (the E[x^2] - E[x]^2 form would not)."""
+    """bn_stats statistics stay accurate with a large common offset (the E[x^2] - E[x]^2 form would not): the only
+    error left is the fp32 rounding of the mean at the offset (ulp(300) ~ 3e-5), measured at up to ~8x the fp32
+    tolerance, so 20x leaves room without hiding a statistics bug (those give errors of order 1)."""
     x = (rng.standard_normal((64, 600)) + 300.0).astype("float32")
     gamma = rng.uniform(0.5, 1.5, 600).astype("float32")
     beta = rng.standard_normal(600).astype("float32")
-    close(nki.simulate_kernel(ln.layernorm_bn, x, gamma, beta, 1e-5), ln.reference(x, gamma, beta), "float32", 100.0)
+    close(nki.simulate_kernel(ln.layernorm_bn, x, gamma, beta, 1e-5), ln.reference(x, gamma, beta), "float32", 20.0)
