@@ -276,16 +276,30 @@ def wrap_host_array(
     return Storage(data, buffer, name=name, core=core, track_writes=track_writes, initialized=True)
 
 
+_REGIONS: dict[tuple, tuple[int, int, int, int]] = {}
+
+
 def region(arr: np.ndarray, storage: Storage, off: int | None = None) -> tuple[int, int, int, int]:
     """Bounding box of a view in (partition-or-row, byte-in-row) space: (p_lo, p_hi, f_lo, f_hi), hi exclusive.
     `off` is the view's byte offset from the start of the storage when the caller knows it (else looked up)."""
     if off is None:
         off = arr.__array_interface__["data"][0] - storage.base_ptr
-    rb = storage.row_bytes
+    # The box depends only on the view's geometry; loops revisit the same few geometries, so a lookup of the
+    # (row size, offset, shape, strides, item size) key replaces the per-dimension arithmetic below.
+    key = (storage.row_bytes, off, arr.shape, arr.strides, arr.itemsize)
+    box = _REGIONS.get(key)
+    if box is None:
+        if len(_REGIONS) > 200_000:
+            _REGIONS.clear()
+        box = _REGIONS[key] = _region(arr.shape, arr.strides, arr.itemsize, storage.row_bytes, off)
+    return box
+
+
+def _region(shape: tuple, strides: tuple, itemsize: int, rb: int, off: int) -> tuple[int, int, int, int]:
     p_lo, f_lo = divmod(off, rb)
     p_hi = p_lo + 1
-    f_hi = f_lo + arr.itemsize
-    for n, s in zip(arr.shape, arr.strides):
+    f_hi = f_lo + itemsize
+    for n, s in zip(shape, strides):
         if n <= 1 or s == 0:
             continue
         span = (n - 1) * s

@@ -55,7 +55,7 @@ def _is_internal(code) -> bool:
 def caller_location(skip: int = 1) -> SourceLoc:
     """Location of the innermost frame that is not trnsim code (kernel code, tests, scripts).
 
-    About a microsecond: one dict lookup per frame (code object -> internal?) and one per (code, line)."""
+    About a microsecond: one dict lookup per frame (code object -> internal?) and one per (code, offset)."""
     frame = sys._getframe(skip)
     internal = _internal_cache
     while frame is not None:
@@ -70,10 +70,12 @@ def caller_location(skip: int = 1) -> SourceLoc:
         frame = frame.f_back
     if frame is None:
         return UNKNOWN
-    key = (id(code), frame.f_lineno)
+    # Keyed by the bytecode offset: `f_lineno` scans the code's line table (cost grows with the function's
+    # length, several microseconds in a long kernel), `f_lasti` is a plain field; one offset has one line.
+    key = (id(code), frame.f_lasti)
     e2 = _loc_cache.get(key)
     if e2 is None or e2[0] is not code:
-        e2 = _loc_cache[key] = (code, SourceLoc(code.co_filename, key[1], code.co_name))
+        e2 = _loc_cache[key] = (code, SourceLoc(code.co_filename, frame.f_lineno, code.co_name))
     return e2[1]
 
 

@@ -100,8 +100,6 @@ def dma_copy(
     api: str = "dma_copy",
 ) -> Instruction:
     """dst = src through the DMA engines (element counts must match; dtype conversion through fp32)."""
-    from . import alu
-
     loc = loc or c.here()
     run = current()
     dst = c.check_tensor(dst, api, "dst", loc)
@@ -131,11 +129,17 @@ def dma_copy(
             values={"src": src.shape, "dst": dst.shape},
             loc=loc,
         )
-    rmw = alu.op_name(dst_rmw_op) if dst_rmw_op is not None else ""
+    rmw = ""
+    if dst_rmw_op is not None:
+        from . import alu  # (only read-modify-write DMAs need it; a function-level import costs on every call)
+
+        rmw = alu.op_name(dst_rmw_op)
     if run.numerics:
         v = values if values is not None else c.read_operand(src, api, "src", loc)
         v = v.reshape(dst.shape) if v.size == dst.size else np.broadcast_to(v, dst.shape)
         if rmw:
+            from . import alu
+
             prev = dtypes.to_fp32(dst.read())
             v = alu.apply_binary(rmw, prev, dtypes.to_fp32(v))
         elif v.dtype != dst.dtype:

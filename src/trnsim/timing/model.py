@@ -33,6 +33,7 @@ import gc
 import heapq
 import math
 import operator
+from bisect import insort
 from collections import deque
 from typing import Any
 
@@ -41,6 +42,9 @@ from .arch import Arch
 
 RAW, WAR, WAW, ORD, BUF, BAR = 0, 1, 2, 3, 4, 5
 KIND_NAMES = {RAW: "data", WAR: "reader", WAW: "write-order", ORD: "order", BUF: "buffer", BAR: "barrier", -1: "engine"}
+# graph-internal kinds: a cross-engine RAW / WAW edge, whose consumer also waits for the semaphore
+RAW_SEM, WAW_SEM = 6, 7
+_KIND_NAME = {**KIND_NAMES, RAW_SEM: KIND_NAMES[RAW], WAW_SEM: KIND_NAMES[WAW]}
 
 COMPUTE_ENGINES = (Engine.TENSOR, Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD, Engine.SYNC)
 
@@ -225,10 +229,11 @@ class _Graph:
     """Dependency graph over the stream plus virtual nodes (buffer releases).
 
     `deps[i]`: {producer: kind} of instruction i (() when it has none); `vdeps[k]`: the producers of virtual node
-    n + k (every use of a released tile; kind WAR); `children[j]`: (consumer, kind, mode) of node j, mode 0 when
-    the consumer waits for j's end, 1 for its result (`done`), 2 for its result plus the cross-engine semaphore."""
+    n + k (every use of a released tile; kind WAR); `children[j]`: (consumer, kind) of node j, where kind
+    RAW_SEM / WAW_SEM mark a cross-engine result wait that also pays the semaphore; `pending[k]`: how many
+    producers node k waits for."""
 
-    __slots__ = ("n", "deps", "children", "vdeps", "queue_of")
+    __slots__ = ("n", "deps", "children", "vdeps", "queue_of", "pending")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -236,21 +241,25 @@ class _Graph:
         self.vdeps: list[list[int]] = []
         self.children: list[list[tuple[int, int]]] = []
         self.queue_of: list[str] = [""] * n
+        self.pending: list[int] = []
 
 
 def _scan(stream: list[Instruction]) -> tuple:
-    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses, firsts): first /
-    last stream position and the `Storage` of every on-chip storage (dicts in first-access order), the ids of all
-    storages ever written, the SBUF storages each position touches (`at[pos]`: ids in reads-then-writes order,
-    None when it touches none; for the spill planner), every on-chip storage's positions (`uses`) and the
-    on-chip storages first accessed at each position (`firsts`, in access order)."""
+    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses, firsts, blocks):
+    first / last stream position and the `Storage` of every on-chip storage (dicts in first-access order), the
+    ids of all storages ever written, the SBUF storages each position touches (`at[pos]`: ids in
+    reads-then-writes order, None when it touches none; for the spill planner), every on-chip storage's
+    positions (`uses`), the on-chip storages first accessed at each position (`firsts[pos]`, in access order,
+    None when none) and whether any on-chip storage has leading block dimensions (`blocks`)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     stor: dict[int, Any] = {}
     written: set[int] = set()
-    at: list[list[int] | None] = [None] * len(stream)
+    n = len(stream)
+    at: list[list[int] | None] = [None] * n
     uses: dict[int, list[int]] = {}
-    firsts: dict[int, list[int]] = {}
+    firsts: list[list[int] | None] = [None] * n
+    blocks = False
     last_get = last.get
     add_written = written.add
     for pos, ins in enumerate(stream):
@@ -277,6 +286,8 @@ def _scan(stream: list[Instruction]) -> tuple:
                     new = firsts[pos] = [sid]
                 else:
                     new.append(sid)
+                if st.nblocks > 1:
+                    blocks = True
             else:
                 uses[sid].append(pos)
             if kind == "sbuf":
@@ -284,7 +295,7 @@ def _scan(stream: list[Instruction]) -> tuple:
                     here = at[pos] = [sid]
                 else:
                     here.append(sid)
-    return first, last, stor, written, at, uses, firsts
+    return first, last, stor, written, at, uses, firsts, blocks
 
 
 def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[int, Any], arch: Arch):
@@ -367,10 +378,16 @@ def build_graph(
         scan = _scan(stream)
     last, stor, written, accessors, firsts = scan[1], scan[2], scan[3], scan[5], scan[6]
     targets, site_of = _rotation_targets(scan[0], last, stor, arch)
-    # releases per stream position
-    releases: dict[int, list[int]] = {}
+    DMA = Engine.DMA
+    if scan[7]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
+        for ins in stream:
+            wrs = ins.writes
+            if wrs and ins.engine != DMA and wrs[0].storage.nblocks > 1:
+                _normalise_block_dims(ins)
+    # releases per stream position (in first-access order of the storages, as the free queues need)
+    releases: list[list[int] | None] = [None] * n
     for sid, pos in last.items():
-        rl = releases.get(pos)
+        rl = releases[pos]
         if rl is None:
             releases[pos] = [sid]
         else:
@@ -379,7 +396,9 @@ def build_graph(
     free: list[deque | None] = [None] * len(targets)  # per site: storages whose buffer is free again
     release_node: dict[int, int] = {}
     writes: dict[int, list] = {}
-    reads: dict[int, list] = {}
+    # reads are recorded only for storages that are ever written (a write is what looks them up): one list per
+    # such storage up front, so a single lookup both tests and fetches
+    reads: dict[int, list] = {sid: [] for sid in written}
     qlines: dict[tuple, dict] = {}
     barrier_on: dict[tuple, int] = {}  # (core, storage id) -> that core's latest core_barrier on the storage
     nq = max(1, int(arch.dma_queues))
@@ -389,20 +408,13 @@ def build_graph(
     vdeps = g.vdeps
     queue_of = g.queue_of
     children: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    DMA = Engine.DMA
     writes_get = writes.get
     reads_get = reads.get
-    firsts_get = firsts.get
-    releases_get = releases.get
     for i, ins in enumerate(stream):
-        eng = ins.engine
-        rds = ins.reads
-        wrs = ins.writes
+        eng = engs[i]
         deps: dict[int, int] = {}
-        if wrs and eng != DMA and wrs[0].storage.nblocks > 1:
-            _normalise_block_dims(ins)
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
-        new = firsts_get(i)
+        new = firsts[i]
         if new is not None:
             for sid in new:
                 key = site_of[sid]
@@ -418,29 +430,48 @@ def build_graph(
                         vd = accessors[prev]
                         vdeps.append(vd)
                         children.append([])
-                        tv = (v, WAR, 0)
+                        tv = (v, WAR)
                         for j in vd:
                             children[j].append(tv)
                         release_node[prev] = v
                     deps[v] = BUF
                 else:
                     nslots[key] = have + 1
-        # ---- data dependencies on the boxes touched
+        rds = ins.reads
+        wrs = ins.writes
+        is_barrier = ins.opcode == "CORE_BARRIER"
+        # ---- reads: data dependencies on the boxes written, then the read's own record (a read is looked up
+        # only by writes, and this instruction's writes skip its own reads, so recording it now is the same)
         for acc in rds:
             sid = acc.storage.id
             wl = writes_get(sid)
             if wl:  # read-only data (kernel inputs) has no writes, hence no dependencies
-                p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                p0 = acc.p_lo
+                p1 = acc.p_hi
+                f0 = acc.f_lo
+                f1 = acc.f_hi
                 for e in wl:
                     if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
                         deps[e[4]] = RAW
-        for acc in wrs:
+                rl = reads_get(sid)
+                if rl is not None and not is_barrier:
+                    rl.append((p0, p1, f0, f1, i))
+            else:
+                rl = reads_get(sid)
+                if rl is not None and not is_barrier:
+                    rl.append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
+        # ---- writes: order after earlier writes and reads of the boxes, then record (drop the boxes covered)
+        if len(wrs) == 1:  # one write: its dependencies and its record in one step
+            acc = wrs[0]
             sid = acc.storage.id
-            p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            b0 = acc.p_lo
+            b1 = acc.p_hi
+            b2 = acc.f_lo
+            b3 = acc.f_hi
             wl = writes_get(sid)
             if wl:
                 for e in wl:
-                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                    if e[0] < b1 and b0 < e[1] and e[2] < b3 and b2 < e[3]:
                         j = e[4]
                         if j not in deps or deps[j] > WAW:
                             deps[j] = ORD if e[5] == eng else WAW
@@ -448,44 +479,14 @@ def build_graph(
             if rl:
                 for e in rl:
                     j = e[4]
-                    if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
+                    if j != i and e[0] < b1 and b0 < e[1] and e[2] < b3 and b2 < e[3] and j not in deps:
                         deps[j] = WAR
-        # ---- core barriers: a barrier waits for its own core's earlier writes of its tensor (the other cores
-        # meet it at the rendezvous: the stream interleaves the cores, so it must not order them); the core's
-        # later accesses of the tensor wait for the barrier's end
-        if barrier_on:
-            for accs in (rds, wrs):
-                for acc in accs:
-                    j = barrier_on.get((ins.core, acc.storage.id))
-                    if j is not None:
-                        deps.setdefault(j, BAR)
-        is_barrier = ins.opcode == "CORE_BARRIER"
-        if is_barrier:
-            deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == ins.core}
-            for acc in rds:
-                barrier_on[(ins.core, acc.storage.id)] = i
-        # ---- record this instruction's accesses
-        for acc in rds:
-            sid = acc.storage.id
-            if sid in written and not is_barrier:
-                rl = reads_get(sid)
-                e = (acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i)
-                if rl is None:
-                    reads[sid] = [e]
-                else:
-                    rl.append(e)
-        for acc in wrs:
-            sid = acc.storage.id
-            b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
-            rl = reads_get(sid)
-            if rl:  # drop the boxes this write covers
                 if len(rl) == 1:
                     x = rl[0]
                     if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
                         rl.clear()
                 else:
                     rl[:] = [x for x in rl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
-            wl = writes_get(sid)
             e = (b0, b1, b2, b3, i, eng)
             if wl is None:
                 writes[sid] = [e]
@@ -497,6 +498,59 @@ def build_graph(
                 elif wl:
                     wl[:] = [x for x in wl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
                 wl.append(e)
+        elif wrs:  # several writes: every write's dependencies before any of them is recorded
+            for acc in wrs:
+                sid = acc.storage.id
+                p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                wl = writes_get(sid)
+                if wl:
+                    for e in wl:
+                        if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                            j = e[4]
+                            if j not in deps or deps[j] > WAW:
+                                deps[j] = ORD if e[5] == eng else WAW
+                rl = reads_get(sid)
+                if rl:
+                    for e in rl:
+                        j = e[4]
+                        if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
+                            deps[j] = WAR
+            for acc in wrs:
+                sid = acc.storage.id
+                b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                rl = reads_get(sid)
+                if rl:  # drop the boxes this write covers
+                    if len(rl) == 1:
+                        x = rl[0]
+                        if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
+                            rl.clear()
+                    else:
+                        rl[:] = [x for x in rl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+                wl = writes_get(sid)
+                e = (b0, b1, b2, b3, i, eng)
+                if wl is None:
+                    writes[sid] = [e]
+                else:
+                    if len(wl) == 1:
+                        x = wl[0]
+                        if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
+                            wl.clear()
+                    elif wl:
+                        wl[:] = [x for x in wl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+                    wl.append(e)
+        # ---- core barriers: a barrier waits for its own core's earlier writes of its tensor (the other cores
+        # meet it at the rendezvous: the stream interleaves the cores, so it must not order them); the core's
+        # later accesses of the tensor wait for the barrier's end
+        if barrier_on:
+            for accs in (rds, wrs):
+                for acc in accs:
+                    j = barrier_on.get((ins.core, acc.storage.id))
+                    if j is not None:
+                        deps.setdefault(j, BAR)
+        if is_barrier:
+            deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == ins.core}
+            for acc in rds:
+                barrier_on[(ins.core, acc.storage.id)] = i
         # ---- DMA queue of this statement
         if eng == DMA:
             base = ins.attrs.get("queue") or "qSyncIO"
@@ -512,15 +566,17 @@ def build_graph(
                 deps.setdefault(j, BUF)
         if deps:
             deps_all[i] = deps
-            for j, kind in deps.items():
-                # mode: the consumer waits for the producer's end (0), its result (1), its result + semaphore (2)
-                if kind == RAW or kind == WAW:
-                    children[j].append((i, kind, 2 if sem and engs[j] != eng else 1))
-                else:
-                    children[j].append((i, kind, 0))
+            if sem:  # a cross-engine result wait also pays the semaphore
+                for j, kind in deps.items():
+                    if (kind == RAW or kind == WAW) and engs[j] != eng:
+                        kind = RAW_SEM if kind == RAW else WAW_SEM
+                    children[j].append((i, kind))
+            else:
+                for j, kind in deps.items():
+                    children[j].append((i, kind))
         # ---- buffers released after this position
-        rel = releases_get(i)
-        if rel:
+        rel = releases[i]
+        if rel is not None:
             for sid in rel:
                 key = site_of[sid]
                 fq = free[key]
@@ -529,6 +585,7 @@ def build_graph(
                 else:
                     fq.append(sid)
     g.children = children
+    g.pending = [len(d) for d in deps_all] + [len(d) for d in vdeps]
     return g
 
 
@@ -728,24 +785,6 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
 
 
 # ============================================================================================ scheduler
-class _Resource:
-    __slots__ = ("key", "order", "head", "free_t", "window", "version", "last", "blocked", "first_start", "last_end",
-                 "idx")
-
-    def __init__(self, key: tuple, window: int, idx: int = 0) -> None:
-        self.key = key
-        self.order: list[int] = []
-        self.head = 0
-        self.free_t = 0.0
-        self.window = window
-        self.version = 0
-        self.last = -1
-        self.blocked = False
-        self.first_start = -1.0
-        self.last_end = 0.0
-        self.idx = idx
-
-
 def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
     """Run the timing pass over `stream` (instructions of any number of cores)."""
     # The pass allocates many small acyclic objects (freed by reference counting): without the cyclic collector
@@ -872,7 +911,11 @@ def _schedule(
 ) -> Estimate:
     """The event loop. Hot path: one heap pop per instruction (plus DMA data start / completion events); each
     resource (engine or DMA queue of a core) keeps one candidate in the heap, recomputed when it is marked
-    dirty (it ran an instruction, or one of its window's instructions became ready)."""
+    dirty (it ran an instruction, or one of its window's instructions became ready).
+
+    Per-resource state lives in parallel lists indexed by resource number (cheaper than attribute access in the
+    hot loop). The heap's instruction items (time, 2, instruction, version, resource) are unique, so the order in
+    which dirty resources push them does not change the order in which they are popped."""
     from ..isa.dma import dma_cost
     from ..isa.tensor_engine import loadstationary_ns
 
@@ -882,14 +925,13 @@ def _schedule(
     total_nodes = n + len(vdeps)
     children = g.children
     queue_of = g.queue_of
-    pending = [len(d) for d in g.deps]
-    pending += [len(d) for d in vdeps]
+    pending = g.pending
     ready = [0.0] * total_nodes
     bind = [-1] * total_nodes
     bind_kind = [-1] * total_nodes
     end = [0.0] * total_nodes
     done = [0.0] * total_nodes
-    scheduled = [False] * total_nodes
+    scheduled = [False] * n
     start = [0.0] * n
     issue_t = [0.0] * n
     wait_on = [-1] * n
@@ -901,8 +943,9 @@ def _schedule(
     # ---- resources: one per (core, engine) and per (core, DMA queue)
     DMA = Engine.DMA
     TENSOR = Engine.TENSOR
-    resources: dict[tuple, _Resource] = {}
-    res_list: list[_Resource] = []
+    resources: dict[tuple, int] = {}
+    res_keys: list[tuple] = []
+    orders: list[list[int]] = []
     win = max(1, int(arch.reorder_window))
     eng_of: list[Any] = [""] * total_nodes  # "" for virtual nodes
     rid_of = [0] * n
@@ -910,17 +953,20 @@ def _schedule(
     barrier_groups: dict[tuple, list[int]] = {}
     barrier_count: dict[tuple, int] = {}
     barrier_of: dict[int, tuple] = {}
+    resources_get = resources.get
     for i, ins in enumerate(stream):
         core = ins.core
         eng = eng_of[i] = ins.engine
         key = (core, "DMA", queue_of[i]) if eng == DMA else (core, eng)
-        r = resources.get(key)
-        if r is None:
-            r = resources[key] = _Resource(key, win, len(res_list))
-            res_list.append(r)
-        pos_of[i] = len(r.order)
-        r.order.append(i)
-        rid_of[i] = r.idx
+        rid = resources_get(key)
+        if rid is None:
+            rid = resources[key] = len(res_keys)
+            res_keys.append(key)
+            orders.append([])
+        order = orders[rid]
+        pos_of[i] = len(order)
+        order.append(i)
+        rid_of[i] = rid
         if ins.opcode == "CORE_BARRIER":
             cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
             kk = (core, cores_l)
@@ -929,24 +975,32 @@ def _schedule(
             gk = (cores_l, c)
             barrier_groups.setdefault(gk, []).append(i)
             barrier_of[i] = gk
-    cores = {k[0] for k in resources}
+    nres = len(res_keys)
+    olen = [len(o) for o in orders]
+    heads = [0] * nres
+    free_t = [0.0] * nres
+    versions = [0] * nres
+    blocked = [False] * nres
+    last_of = [-1] * nres  # last instruction each resource ran
+    last_end = [0.0] * nres
+    cores = {k[0] for k in res_keys}
     barrier_arrived: dict[tuple, list[tuple[int, float]]] = {}
     n_issuers = max(1, int(arch.dma_issuers))
     issuers: dict[tuple, int] = {}
-    issuer_of = [0] * len(res_list)  # per DMA queue (resource): its issuer (core, issuing engine, trigger path)
-    for r in res_list:
-        if r.key[1] == "DMA":
-            q = r.key[2]
+    issuer_of = [0] * nres  # per DMA queue (resource): its issuer (core, issuing engine, trigger path)
+    for rid, rk in enumerate(res_keys):
+        if rk[1] == "DMA":
+            q = rk[2]
             qidx = q[-1] if q and q[-1].isdigit() else "0"
-            ikey = (r.key[0], _issuer_of(q), int(qidx) % n_issuers)
-            issuer_of[r.idx] = issuers.setdefault(ikey, len(issuers))
+            ikey = (rk[0], _issuer_of(q), int(qidx) % n_issuers)
+            issuer_of[rid] = issuers.setdefault(ikey, len(issuers))
     issuer_free = [0.0] * len(issuers)
     issuer_last = [-1] * len(issuers)
-    qbusy = [False] * len(res_list)  # per DMA queue: a transfer is in its data phase or waiting to start
-    qwait: list[deque | None] = [None] * len(res_list)  # per DMA queue: issued transfers waiting for their turn
+    qbusy = [False] * nres  # per DMA queue: a transfer is in its data phase or waiting to start
+    qwait: list[deque | None] = [None] * nres  # per DMA queue: issued transfers waiting for their turn
 
     latency = {e: arch.latency_ns(e) for e in COMPUTE_ENGINES}
-    lat_of = [latency.get(r.key[1], 0.0) for r in res_list]  # result latency of each resource's engine
+    lat_of = [latency.get(rk[1], 0.0) for rk in res_keys]  # result latency of each resource's engine
     sem = arch.semaphore_ns
     ppe = max(1, arch.dma_partitions_per_engine)
     neng = max(1, arch.dma_engines)
@@ -976,27 +1030,19 @@ def _schedule(
     seq = 0
     dirty: dict[int, None] = {}  # resources whose candidate must be recomputed (insertion-ordered set)
 
-    def push_event(t: float, prio: int, a: Any, b: Any) -> None:
-        nonlocal seq
-        seq += 1
-        heappush(heap, (t, prio, seq, a, b))
-
-    def finish_node(p: int) -> None:
-        """Propagate a finished node's times to its children (virtual nodes are resolved at once).
-        Read-after-write and write-after-write wait for the producer's result (`done`), the other kinds for
-        its end (reader finished, same-engine order, buffer released)."""
-        stack = [p]
-        while stack:
-            q = stack.pop()
+    def finish_node(q: int) -> None:
+        """Propagate a finished node's times to its children (virtual nodes are resolved at once, last found
+        first). Read-after-write and write-after-write wait for the producer's result (`done`, plus the semaphore
+        across engines), the other kinds for its end (reader finished, same-engine order, buffer released)."""
+        stack = None
+        while True:
             t_done = done[q]
             t_end = end[q]
-            for c, kind, mode in children[q]:
-                if mode == 0:
-                    t = t_end
-                elif mode == 1:
-                    t = t_done
-                else:  # cross-engine result: the consumer also waits for the semaphore
-                    t = t_done + sem
+            t_sem = t_done + sem
+            # the time each edge kind waits for: RAW, WAR, WAW, ORD, BUF, BAR, RAW_SEM, WAW_SEM
+            tk = (t_done, t_end, t_done, t_end, t_end, t_end, t_sem, t_sem)
+            for c, kind in children[q]:
+                t = tk[kind]
                 rc = ready[c]
                 if t >= rc or bind[c] < 0:
                     if t > rc:
@@ -1006,29 +1052,39 @@ def _schedule(
                 pc = pending[c] = pending[c] - 1
                 if pc == 0:
                     if c >= n:
-                        scheduled[c] = True
                         end[c] = done[c] = ready[c]
-                        stack.append(c)
+                        if stack is None:
+                            stack = [c]
+                        else:
+                            stack.append(c)
                     else:
+                        rid_c = rid_of[c]
+                        insort(ready_l[rid_c], c)
                         # its resource looks again if c is in its window (else when the window gets there)
-                        rc = res_list[rid_of[c]]
-                        if pos_of[c] < rc.head + rc.window:
-                            dirty[rc.idx] = None
+                        if pos_of[c] < heads[rid_c] + win:
+                            dirty[rid_c] = None
+            if not stack:
+                return
+            q = stack.pop()
 
+    # per resource: its ready instructions not yet started (all producers finished), in program order
+    ready_l: list[list[int]] = [[] for _ in range(nres)]
+    for i in range(n):
+        if pending[i] == 0:
+            ready_l[rid_of[i]].append(i)
     for v in range(n, total_nodes):
         if pending[v] == 0:
-            scheduled[v] = True
             finish_node(v)
-    for r in res_list:
-        dirty[r.idx] = None
+    for rid in range(nres):
+        dirty[rid] = None
 
     who_of: dict[int, tuple] = {}
 
-    def record_idle(r: _Resource, i: int, gap: float) -> None:
+    def record_idle(rid: int, i: int, gap: float) -> None:
         """Book an engine's idle gap before instruction i to its cause (the dependency that released i)."""
-        eng = r.key[1]
+        eng = res_keys[rid][1]
         b = bind[i]
-        if b >= 0 and ready[i] > r.free_t + 1e-9:
+        if b >= 0 and ready[i] > free_t[rid] + 1e-9:
             kind = bind_kind[i]
             pb = b
             if pb >= n:  # buffer release: name the last use that held the buffer
@@ -1043,31 +1099,28 @@ def _schedule(
                 who = w[0]
                 if w[3] != stream[i].core:  # cross-core wait (sendrecv, collectives, shared HBM)
                     who = f"core {w[3]} {who}"
-                key = (KIND_NAMES.get(kind, "dep"), who, w[1], w[2])
+                key = (_KIND_NAME.get(kind, "dep"), who, w[1], w[2])
             else:
-                key = (KIND_NAMES.get(kind, "dep"), "?", "", None)
+                key = (_KIND_NAME.get(kind, "dep"), "?", "", None)
         else:
-            key = ("start" if r.last < 0 else "issue", "", "", None)
+            key = ("start" if last_of[rid] < 0 else "issue", "", "", None)
         d = idle.get(eng)
         if d is None:
             d = idle[eng] = {}
         d[key] = d.get(key, 0.0) + gap
 
     # ------------------------------------------------------------------ DMA subsystem
-    def dma_flow(i: int, ins: Instruction) -> _Flow:
+    def dma_flow(i: int, ins: Instruction, attrs: dict, nbytes: float) -> _Flow:
         """Bytes and rate cap of a transfer: the engines serving its SBUF-side partitions each handle their
         partitions' descriptors at max~(dma_descriptor_ns, descriptor bytes / engine bandwidth)."""
         core = ins.core
-        attrs = ins.attrs
         dom = core // hbm_dom
         spec = ins.spec
         if spec is not None and spec.cost is not dma_cost:  # a DMA-queue record with its own cost rule
             cost = spec.cost(ins, arch)
             return _Flow(i, core, dom, 0.0, math.inf, 0.0, max(cost, 1e-9))
-        wrs = ins.writes
-        nbytes = float(attrs.get("bytes", 0) or (wrs[0].nbytes if wrs else 0))
         sb = None
-        for a in wrs:
+        for a in ins.writes:
             if a.storage.buffer.kind != "hbm":
                 sb = a
                 break
@@ -1114,6 +1167,7 @@ def _schedule(
 
     def reflow(dom: int, t: float) -> None:
         """Advance the domain's transfers to time t, recompute fair rates, reschedule their completions."""
+        nonlocal seq
         fl = flows_by_dom[dom]
         if not fl:
             return
@@ -1133,7 +1187,8 @@ def _schedule(
                 f.version += 1
                 f.proj = te
                 if te < math.inf:
-                    push_event(te, 0, f, f.version)
+                    seq += 1
+                    heappush(heap, (te, 0, seq, f, f.version))
             return
         for f in fl:
             if f.cost <= 0:
@@ -1151,77 +1206,31 @@ def _schedule(
             f.version += 1
             f.proj = te
             if te < math.inf:
-                push_event(te, 0, f, f.version)
-
-    def issue_dma(i: int, ins: Instruction, t0: float, rid: int) -> None:
-        """Trigger a transfer (serialised per issuer); its data phase starts when its FIFO queue is free."""
-        ik = issuer_of[rid]
-        ifree = issuer_free[ik]
-        crit[i] = bind[i] if ready[i] >= ifree else issuer_last[ik]
-        t_issue = ifree if ifree > t0 else t0
-        issuer_free[ik] = t_issue + issue_ns
-        issuer_last[ik] = i
-        issue_t[i] = t_issue
-        flow_of[i] = dma_flow(i, ins)
-        if qbusy[rid]:
-            w = qwait[rid]
-            if w is None:
-                qwait[rid] = deque((i,))
-            else:
-                w.append(i)
-        else:
-            qbusy[rid] = True
-            push_event(t_issue + q_delay, 1, i, 0)
-
-    def complete_flow(f: _Flow, t: float) -> None:
-        i = f.i
-        fl = flows_by_dom[f.dom]
-        fl.remove(f)
-        if f.cost <= 0:
-            reflow(f.dom, t)
-        core = stream[i].core
-        st = start[i] = f.start
-        end[i] = done[i] = t
-        timed[i] = True
-        iv = dma_intervals.get(core)
-        if iv is None:
-            dma_intervals[core] = [(st, t)]
-        else:
-            iv.append((st, t))
-        rid = rid_of[i]
-        w = qwait[rid]
-        if w:
-            j = w.popleft()
-            tj = issue_t[j] + q_delay
-            if t > tj:
-                crit[j] = i
-            push_event(t if t > tj else tj, 1, j, 0)
-        else:
-            qbusy[rid] = False
-        finish_node(i)
+                seq += 1
+                heappush(heap, (te, 0, seq, f, f.version))
 
     # ------------------------------------------------------------------ main loop
     inf = math.inf
+    KIND_NAMES_get = _KIND_NAME.get
     while True:
         if dirty:
             # each dirty resource pushes its best next instruction: earliest possible start, then program order
             for rid in dirty:
-                r = res_list[rid]
-                r.version += 1
-                if r.blocked:
+                ver = versions[rid] = versions[rid] + 1
+                if blocked[rid]:
                     continue
-                order = r.order
-                h = r.head
-                lim = h + r.window
-                if lim > len(order):
-                    lim = len(order)
+                rl = ready_l[rid]
+                if not rl:
+                    continue
+                # the window: positions head .. head + win - 1 of the resource's order (ascending in i)
+                lim = heads[rid] + win
+                lim_i = orders[rid][lim - 1] if lim <= olen[rid] else n
                 best_t = inf
                 best_i = -1
-                ft = r.free_t
-                for p in range(h, lim):
-                    i = order[p]
-                    if scheduled[i] or pending[i]:
-                        continue
+                ft = free_t[rid]
+                for i in rl:
+                    if i > lim_i:
+                        break
                     t = ready[i]
                     if t <= ft:  # can start as soon as the engine is free: nothing later in the window beats it
                         best_t = ft
@@ -1231,38 +1240,62 @@ def _schedule(
                         best_t = t
                         best_i = i
                 if best_i >= 0:
-                    heappush(heap, (best_t, 2, best_i, r.version, rid))
+                    heappush(heap, (best_t, 2, best_i, ver, rid))
             dirty.clear()
         if not heap:
             break
-        item = heappop(heap)
-        t = item[0]
-        prio = item[1]
-        if prio == 0:
-            f = item[3]
-            if item[4] != f.version or timed[f.i]:
+        t, prio, i, a, b = heappop(heap)
+        if prio == 0:  # DMA data phase complete
+            f = a
+            if b != f.version:
                 continue
-            complete_flow(f, t)
+            i = f.i
+            if timed[i]:
+                continue
+            dom = f.dom
+            fl = flows_by_dom[dom]
+            fl.remove(f)
+            if f.cost <= 0 and fl:
+                reflow(dom, t)
+            st = start[i] = f.start
+            end[i] = done[i] = t
+            timed[i] = True
+            core = f.core
+            iv = dma_intervals.get(core)
+            if iv is None:
+                dma_intervals[core] = [(st, t)]
+            else:
+                iv.append((st, t))
+            rid = rid_of[i]
+            w = qwait[rid]
+            if w:
+                j = w.popleft()
+                tj = issue_t[j] + q_delay
+                if t > tj:
+                    crit[j] = i
+                seq += 1
+                heappush(heap, (t if t > tj else tj, 1, seq, j, 0))
+            else:
+                qbusy[rid] = False
+            finish_node(i)
             continue
-        if prio == 1:
-            f = flow_of[item[3]]
+        if prio == 1:  # DMA data phase starts
+            f = flow_of[a]
             f.start = t
             f.t0 = t
             flows_by_dom[f.dom].append(f)
             if f.cost > 0:
-                push_event(t + f.cost, 0, f, f.version)
+                seq += 1
+                heappush(heap, (t + f.cost, 0, seq, f, f.version))
             else:
                 reflow(f.dom, t)
             continue
-        i = item[2]
-        rid = item[4]
-        r = res_list[rid]
-        if item[3] != r.version or scheduled[i] or r.blocked:
+        rid = b
+        if a != versions[rid] or scheduled[i] or blocked[rid]:
             continue
         ins = stream[i]
-        eng = eng_of[i]
         rdy = ready[i]
-        ft = r.free_t
+        ft = free_t[rid]
         st = rdy if rdy > ft else ft
         waited = rdy > ft + 1e-9 and bind[i] >= 0
         if waited:
@@ -1271,24 +1304,51 @@ def _schedule(
                 w2 = bind[w_on]
                 w_on = w2 if 0 <= w2 < n else -1
             wait_on[i] = w_on
-            reason_of[i] = KIND_NAMES.get(bind_kind[i], "")
+            reason_of[i] = KIND_NAMES_get(bind_kind[i], "")
             wns = rdy - ft
             wait_ns_of[i] = wns if wns > 0.0 else 0.0
+        eng = eng_of[i]
         if eng == DMA:
             scheduled[i] = True
-            issue_dma(i, ins, st, rid)
+            ready_l[rid].remove(i)
+            # trigger the transfer (serialised per issuer); its data phase starts when its FIFO queue is free
+            ik = issuer_of[rid]
+            ifree = issuer_free[ik]
+            crit[i] = bind[i] if rdy >= ifree else issuer_last[ik]
+            t_issue = ifree if ifree > st else st
+            issuer_free[ik] = t_issue + issue_ns
+            issuer_last[ik] = i
+            issue_t[i] = t_issue
             attrs = ins.attrs
-            nbytes = int(attrs.get("bytes", 0) or 0)
+            nb = attrs.get("bytes", 0)
+            if nb:
+                fbytes = float(nb)
+            else:
+                wrs = ins.writes
+                fbytes = float(wrs[0].nbytes if wrs else 0)
+            flow_of[i] = dma_flow(i, ins, attrs, fbytes)
+            if qbusy[rid]:
+                w = qwait[rid]
+                if w is None:
+                    qwait[rid] = deque((i,))
+                else:
+                    w.append(i)
+            else:
+                qbusy[rid] = True
+                seq += 1
+                heappush(heap, (t_issue + q_delay, 1, seq, i, 0))
+            nbytes = int(nb or 0)
             dma_bytes += nbytes
             if "hbm" in attrs.get("direction", ""):
                 hbm_bytes += nbytes
-            r.free_t = issue_t[i]
-            r.last = i
-            order = r.order
-            h = r.head
-            while h < len(order) and scheduled[order[h]]:
+            free_t[rid] = t_issue
+            last_of[rid] = i
+            order = orders[rid]
+            h = heads[rid]
+            ol = olen[rid]
+            while h < ol and scheduled[order[h]]:
                 h += 1
-            r.head = h
+            heads[rid] = h
             dirty[rid] = None
             continue
         spec = ins.spec
@@ -1311,19 +1371,20 @@ def _schedule(
                 if not attrs.get("transpose"):
                     flops += ins.flops
         if st - ft > 1e-9:
-            record_idle(r, i, st - ft)
+            record_idle(rid, i, st - ft)
         if barrier_of and i in barrier_of:
             gk = barrier_of[i]
             arr = barrier_arrived.setdefault(gk, [])
             arr.append((i, st))
             scheduled[i] = True
-            r.blocked = True
-            r.version += 1
+            ready_l[rid].remove(i)
+            blocked[rid] = True
+            versions[rid] += 1
             if len(arr) < len(barrier_groups[gk]):
                 continue
             last_i, t_all = max(arr, key=lambda a: a[1])
             for j, sj in arr:
-                rj = res_list[rid_of[j]]
+                rj = rid_of[j]
                 cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
                 end[j] = done[j] = t_all + cj
                 # a core that arrives first waits for the last core's barrier record (a cross-core wait)
@@ -1340,65 +1401,70 @@ def _schedule(
                     ik = ("barrier", f"core {li.core} {li.engine}", describe(li), li.loc)
                     d_idle = idle.setdefault(stream[j].engine, {})
                     d_idle[ik] = d_idle.get(ik, 0.0) + (t_all - sj)
-                rj.blocked = False
-                rj.free_t = end[j]
-                rj.last_end = max(rj.last_end, end[j])
+                blocked[rj] = False
+                free_t[rj] = end[j]
+                last_end[rj] = max(last_end[rj], end[j])
                 if cross:
                     crit[j] = last_i
                 elif j == i:
-                    crit[j] = bind[i] if waited else rj.last
+                    crit[j] = bind[i] if waited else last_of[rj]
                 else:  # arrived at the same time as the last core: its own binding dependency
-                    crit[j] = bind[j] if bind[j] >= 0 else rj.last
-                rj.last = j
-                while rj.head < len(rj.order) and scheduled[rj.order[rj.head]]:
-                    rj.head += 1
+                    crit[j] = bind[j] if bind[j] >= 0 else last_of[rj]
+                last_of[rj] = j
+                order = orders[rj]
+                h = heads[rj]
+                while h < olen[rj] and scheduled[order[h]]:
+                    h += 1
+                heads[rj] = h
                 finish_node(j)
-                dirty[rj.idx] = None
+                dirty[rj] = None
             continue
         en = st + cost
-        dn = en + lat_of[rid]
         busy[eng] = busy.get(eng, 0.0) + cost
-        crit[i] = bind[i] if waited else r.last
+        crit[i] = bind[i] if waited else last_of[rid]
         start[i] = issue_t[i] = st
         end[i] = en
-        done[i] = dn
+        done[i] = en + lat_of[rid]
         timed[i] = True
         scheduled[i] = True
-        r.free_t = en
-        if en > r.last_end:
-            r.last_end = en
-        r.last = i
-        order = r.order
-        h = r.head
-        while h < len(order) and scheduled[order[h]]:
+        ready_l[rid].remove(i)
+        free_t[rid] = en
+        if en > last_end[rid]:
+            last_end[rid] = en
+        last_of[rid] = i
+        order = orders[rid]
+        h = heads[rid]
+        ol = olen[rid]
+        while h < ol and scheduled[order[h]]:
             h += 1
-        r.head = h
+        heads[rid] = h
         finish_node(i)
         dirty[rid] = None
 
     # anything left (a barrier whose partners never arrived, a dependency cycle): finish in program order
     for i in range(n):
         if not timed[i]:
-            r = res_list[rid_of[i]]
-            st = max(ready[i], r.free_t)
+            rid = rid_of[i]
+            st = max(ready[i], free_t[rid])
             cost = stream[i].spec.cost(stream[i], arch) if stream[i].spec is not None else 0.0
             start[i] = issue_t[i] = st
             wait_on[i] = -1
             wait_ns_of[i] = 0.0
             reason_of[i] = ""
             end[i] = done[i] = st + cost
-            r.free_t = st + cost
-            r.last_end = max(r.last_end, st + cost)
+            free_t[rid] = st + cost
+            last_end[rid] = max(last_end[rid], st + cost)
 
-    timings = list(map(Timed, start, end, wait_on, wait_ns_of, queue_of, done[:n], issue_t, reason_of))
-    total = (max(done[:n]) + arch.launch_overhead_ns) if n else 0.0
+    done_n = done[:n]
+    timings = list(map(Timed, start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of))
+    total = (max(done_n) + arch.launch_overhead_ns) if n else 0.0
     # tail idle: engines that finished early wait for the kernel's end
-    for r in res_list:
-        if r.key[1] == "DMA" or not r.order:
+    for rid, rk in enumerate(res_keys):
+        if rk[1] == "DMA" or not olen[rid]:
             continue
-        gap = total - r.last_end
+        gap = total - last_end[rid]
         if gap > 1e-9:
-            d = idle.setdefault(r.key[1], {})
+            d = idle.setdefault(rk[1], {})
             d[("end", "", "", None)] = d.get(("end", "", "", None), 0.0) + gap
     dma_active = 0.0
     for ivs in dma_intervals.values():
@@ -1422,15 +1488,16 @@ def _schedule(
     est.dma_active_ns = dma_active
     est.extra["cores"] = est.cores
     est.extra["dma_queues"] = sorted({q for q in queue_of if q})
-    est.critical_path = _critical_path(timings, crit, n, bind)
+    est.critical_path = _critical_path(done_n, crit, n, bind)
     return est
 
 
-def _critical_path(timings: list[Timed], crit: list[int], n: int, bind: list[int]) -> list[int]:
+def _critical_path(done: list[float], crit: list[int], n: int, bind: list[int]) -> list[int]:
     """Instructions whose chain of binding constraints (dependency, engine, queue or issuer) ends last."""
-    if not timings:
+    if not done:
         return []
-    i = max(range(len(timings)), key=lambda k: (timings[k].done, k))
+    # the last instruction among those whose result is visible last
+    i = len(done) - 1 - done[::-1].index(max(done))
     path = [i]
     seen = {i}
     while len(path) < 10_000_000:
