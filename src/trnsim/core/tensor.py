@@ -136,7 +136,11 @@ class Tensor:
         if not isinstance(arr, np.ndarray):  # scalar element: keep a 1-element view
             arr = self.array[_as_slices(key)]
             wm = self.wmask[_as_slices(key)] if self.wmask is not None else None
-        return self.same_kind(self.storage, arr, wm)
+        t = self.same_kind(self.storage, arr, wm)
+        base = self._off if self._off is not None else (0 if self.array is self.mem.data else None)
+        if base is not None and arr.size:
+            t._off = _key_offset(base, key, self.array.shape, self.array.strides)
+        return t
 
     def transposed(self, axes: tuple[int, ...]) -> Tensor:
         return self.same_kind(
@@ -375,6 +379,28 @@ class Tensor:
             f"{type(self).__name__}({self.storage.buffer.name}:{self.storage.name}, shape={self.shape}, "
             f"dtype={dtypes.name_of(self.dtype)})"
         )
+
+
+def _key_offset(base: int, key: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
+    """Byte offset of `array[key]` from the storage start, given the array's offset `base`, for keys of integers and
+    slices (else None: the caller looks the pointer up, which costs microseconds for some dtypes)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if len(key) > len(shape):
+        return None
+    off = base
+    for k, n, st in zip(key, shape, strides):
+        if type(k) is slice:
+            if n:
+                start = k.indices(n)[0]
+                if start < n:
+                    off += start * st
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            k = int(k)
+            off += (k + n if k < 0 else k) * st
+        else:
+            return None
+    return off
 
 
 def _as_slices(key: Any) -> Any:

@@ -132,6 +132,7 @@ class NkiTensor(Tensor):
 
     def write(self, values, where=None, state: int = WRITTEN) -> None:  # type: ignore[override]
         """Store engine results cast to this view's dtype (which may reinterpret the storage's dtype)."""
+        self.mem.invalidate()
         dt = self.array.dtype
         if dt in dtypes.X4_TYPES and not (isinstance(values, np.ndarray) and values.dtype == dt):
             v = np.asarray(values)
