@@ -194,3 +194,39 @@ def test_launch_restores_host_settings(rng):
     assert gc.get_threshold() == before
     if blas:
         assert blas[1]() == threads
+
+
+def test_basic_view_offsets_match_the_data_pointer():
+    """Views made by basic indexing carry their byte offset (so their box needs no pointer lookup); it must be the
+    offset NumPy itself gives, for every kind of integer / slice key, and the boxes must not change."""
+    import random
+
+    from trnsim.core.memory import SBUF, Storage, region
+    from trnsim.core.tensor import Tensor
+
+    st = Storage(np.zeros((7, 9, 5), dtype=np.float32), SBUF)
+    mem = st.take_mem()
+    whole = Tensor(st, mem, mem.data, mem.written)
+    base = mem.data.__array_interface__["data"][0]
+    rnd = random.Random(0)
+
+    def key_part(n):
+        if rnd.random() < 0.3:
+            return rnd.randrange(-n, n)
+        return slice(
+            rnd.choice([None, -2 * n, -3, 0, 2, n]), rnd.choice([None, -1, 1, 3, n, 3 * n]), rnd.choice([None, 1, 2, -1, -3])
+        )
+
+    checked = 0
+    for _ in range(3000):
+        key = tuple(key_part(n) for n in mem.data.shape[: rnd.randint(1, 3)])
+        view = whole.basic_view(key)
+        if view.array.size == 0:
+            continue
+        want = view.array.__array_interface__["data"][0] - base
+        assert view._off == want, key
+        assert view.region() == region(view.array, st, None), key
+        sub = view.basic_view((slice(None),) * view.array.ndim)  # a view of a view keeps the offset
+        assert sub._off == want
+        checked += 1
+    assert checked > 1000
