@@ -228,16 +228,15 @@ def _issuer_of(queue: str) -> str:
 class _Graph:
     """Dependency graph over the stream plus virtual nodes (buffer releases).
 
-    `deps[i]`: {producer: kind} of instruction i (() when it has none); `vdeps[k]`: the producers of virtual node
-    n + k (every use of a released tile; kind WAR); `children[j]`: (consumer, kind) of node j, where kind
-    RAW_SEM / WAW_SEM mark a cross-engine result wait that also pays the semaphore; `pending[k]`: how many
-    producers node k waits for."""
+    `vdeps[k]`: the producers of virtual node n + k (every use of a released tile; kind WAR); `children[j]`:
+    (consumer, kind) of node j, where kind RAW_SEM / WAW_SEM mark a cross-engine result wait that also pays the
+    semaphore; `pending[k]`: how many producers node k waits for (the per-instruction dependency dicts are
+    dropped once their edges exist)."""
 
-    __slots__ = ("n", "deps", "children", "vdeps", "queue_of", "pending")
+    __slots__ = ("n", "children", "vdeps", "queue_of", "pending")
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.deps: list[Any] = [()] * n
         self.vdeps: list[list[int]] = []
         self.children: list[list[tuple[int, int]]] = []
         self.queue_of: list[str] = [""] * n
@@ -404,7 +403,7 @@ def build_graph(
     nq = max(1, int(arch.dma_queues))
     sem = arch.semaphore_ns
     engs = [ins.engine for ins in stream]
-    deps_all = g.deps
+    pending = [0] * n
     vdeps = g.vdeps
     queue_of = g.queue_of
     children: list[list[tuple[int, int]]] = [[] for _ in range(n)]
@@ -565,7 +564,7 @@ def build_graph(
             for j in extra.get(i, ()):
                 deps.setdefault(j, BUF)
         if deps:
-            deps_all[i] = deps
+            pending[i] = len(deps)
             if sem:  # a cross-engine result wait also pays the semaphore
                 for j, kind in deps.items():
                     if (kind == RAW or kind == WAW) and engs[j] != eng:
@@ -585,7 +584,8 @@ def build_graph(
                 else:
                     fq.append(sid)
     g.children = children
-    g.pending = [len(d) for d in deps_all] + [len(d) for d in vdeps]
+    pending += [len(d) for d in vdeps]
+    g.pending = pending
     return g
 
 
@@ -1015,6 +1015,7 @@ def _schedule(
     flows_by_dom: list[list[_Flow]] = [[] for _ in range(max(cores, default=0) // hbm_dom + 1)]  # in flight
     flow_of: list[Any] = [None] * n  # per DMA: its _Flow once issued
     desc_ns: dict[float, float] = {}
+    flow_memo: dict[tuple, tuple[float, float]] = {}  # (partitions, SBUF-side box, bytes, attrs) -> (cap, h)
     last_stationary: dict[int, Any] = {}
 
     busy: dict[str, float] = {}
@@ -1129,6 +1130,15 @@ def _schedule(
                 if a.storage.buffer.kind != "hbm":
                     sb = a
                     break
+        desc_attr = attrs.get("desc_bytes")
+        transpose = attrs.get("transpose")
+        direction = attrs.get("direction", "")
+        # the rate cap is a function of these alone: transfers of one statement share it
+        key = (ins.partitions, sb.p_lo if sb is not None else -1, sb.p_hi if sb is not None else -1, nbytes,
+               desc_attr, transpose, direction)
+        m = flow_memo.get(key)
+        if m is not None:
+            return _Flow(i, core, dom, nbytes, m[0], m[1], 0.0)
         parts = ins.partitions or 1
         if parts < 1:
             parts = 1
@@ -1150,7 +1160,7 @@ def _schedule(
         elif parts_eng < 1:
             parts_eng = 1
         bpp = nbytes / parts
-        desc = float(attrs.get("desc_bytes") or bpp)
+        desc = float(desc_attr or bpp)
         if bpp > 0 and bpp < desc:
             desc = bpp
         ndesc_pp = max(1, math.ceil(bpp / desc)) if desc > 0 else 1
@@ -1158,11 +1168,11 @@ def _schedule(
         if dns is None:
             dns = desc_ns[desc] = dma_descriptor_ns(arch, desc)
         floor = parts_eng * ndesc_pp * dns
-        if attrs.get("transpose"):
+        if transpose:
             floor /= transpose_eff
         cap = nbytes / floor if floor > 0 else math.inf
-        direction = attrs.get("direction", "")
         h = float(direction.count("hbm")) if "hbm" in direction else 0.0
+        flow_memo[key] = (cap, h)
         return _Flow(i, core, dom, nbytes, cap, h, 0.0)
 
     def reflow(dom: int, t: float) -> None:
@@ -1190,17 +1200,53 @@ def _schedule(
                     seq += 1
                     heappush(heap, (te, 0, seq, f, f.version))
             return
+        # several transfers: advance them and compute the max-min fair rates (`_waterfill`, inlined, with the
+        # advance in the same pass), then reschedule in the domain's order
+        act: list[_Flow] = []
+        core0 = -1
+        multi = False
         for f in fl:
             if f.cost <= 0:
-                f.rem -= f.rate * (t - f.t0)
-                if f.rem < 0:
-                    f.rem = 0.0
+                rem = f.rem - f.rate * (t - f.t0)
+                f.rem = 0.0 if rem < 0 else rem
+                if not act:
+                    core0 = f.core
+                elif f.core != core0:
+                    multi = True
+                act.append(f)
+            else:
+                f.rate = 0.0
             f.t0 = t
-        _waterfill(fl, pipe_cap, hbm_cap)
+        if multi:
+            _waterfill(act, pipe_cap, hbm_cap)
+        elif act:
+            if len(act) == 1:
+                f = act[0]
+                r = f.rate = f.cap if f.cap < pipe_cap else pipe_cap
+                hbm_used = r * f.h
+            else:
+                act.sort(key=_flow_cap)
+                left = pipe_cap
+                k = len(act)
+                for f in act:
+                    share = left / k
+                    r = f.cap if f.cap < share else share
+                    f.rate = r
+                    left -= r
+                    k -= 1
+                hbm_used = 0.0
+                for f in act:
+                    hbm_used += f.rate * f.h
+            if hbm_used > hbm_cap > 0:
+                scale = hbm_cap / hbm_used
+                for f in act:
+                    if f.h > 0:
+                        f.rate *= scale
         for f in fl:
             if f.cost > 0:
                 continue
-            te = t + (f.rem / f.rate if f.rate > 0 else (0.0 if f.rem <= 0 else math.inf))
+            rate = f.rate
+            te = t + (f.rem / rate if rate > 0 else (0.0 if f.rem <= 0 else math.inf))
             if abs(te - f.proj) <= 1e-9 * max(1.0, te):
                 continue  # rate unchanged: the pending completion event still holds
             f.version += 1
