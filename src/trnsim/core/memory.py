@@ -377,9 +377,14 @@ def relaxed_gc(gen0: int = 100_000) -> Iterator[None]:
     try:
         yield
     finally:
-        gc.set_threshold(*old)
         if freeze:
             gc.callbacks.remove(_freeze_survivors)
+            # The objects made since the last collection go straight to the oldest generation too: with the old
+            # threshold back, the next allocation would otherwise trigger a young-generation pass over all of them
+            # (milliseconds per launch); cyclic garbage among them waits for the next full collection instead.
+            gc.freeze()
+        gc.set_threshold(*old)
+        if freeze:
             gc.unfreeze()
 
 

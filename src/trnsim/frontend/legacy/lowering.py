@@ -16,7 +16,7 @@ from ...core import dtypes
 from ...core.errors import NkiTypeError, NkiValidationError
 from ...core.memory import SBUF, Buffer
 from ...core.source import caller_location
-from ...core.tensor import Tensor
+from ...core.tensor import Tensor, broadcast_shapes
 from .indexing import MaskRanges, Predicate, placement, positional
 from .tensor import LazyAccess, LegacyTensor, new_tile, resolve_access, restrict_tensor
 
@@ -191,7 +191,7 @@ def full_shape(*xs: Any) -> tuple[int, ...]:
     # nl.sum(x, axis=1)) lines up with the others on the partition axis: it gets trailing size-1 free dims.
     shapes = [s + (1,) * (nd - len(s)) for s in shapes]
     try:
-        return tuple(np.broadcast_shapes(*shapes))
+        return broadcast_shapes(*shapes)
     except ValueError:
         raise NkiValidationError(
             f"operand shapes {' and '.join(str(tuple(x.shape)) for x in xs if is_tensorish(x))} cannot be "
