@@ -85,6 +85,19 @@ def test_6_matching_annotations_run(x):
     np.testing.assert_array_equal(nki.simulate_kernel(nki.jit(kernel), x), x)
 
 
+@needs_tracer
+def test_6_annotation_a_value_broadcasts_to_is_accepted(x):
+    """nki-samples' select_and_scatter annotates an iota of two grid axes with the whole grid's shape."""
+
+    def kernel(t):
+        out = _out()
+        col: nt.tensor[[128, 64], nl.float32] = nl.load(t[:, 0:1])  # [128, 1] broadcasts to the annotation
+        nl.store(out, nl.add(nl.load(t), col))
+        return out
+
+    np.testing.assert_allclose(nki.simulate_kernel(nki.jit(kernel), x), x + x[:, :1], rtol=1e-6)
+
+
 def test_6_parameter_annotation_with_other_shape(x):
     def kernel(t: nt.tensor[[64, 64], nl.float32]):  # <- error
         out = _out()

@@ -79,6 +79,15 @@ def _expected_shape(annotation: Any) -> tuple[int, ...] | None:
     return tuple(annotation.shape) if isinstance(annotation, TensorType) else None
 
 
+def _broadcasts_to(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    """A local annotated with a larger shape than its value's is a broadcast (e.g. `nisa.iota` of an expression of
+    some grid axes annotated with the whole grid's shape, as in nki-samples' select_and_scatter): consumers
+    broadcast the value the same way, so only shapes that cannot broadcast to the annotation are errors."""
+    if len(shape) > len(want):
+        return False
+    return all(s in (1, w) for s, w in zip(shape[::-1], want[::-1]))
+
+
 def _mismatch(name: str, shape: tuple[int, ...], want: tuple[int, ...], text: str, loc: SourceLoc) -> NkiValidationError:
     return NkiValidationError(
         f"'{name}' has shape {shape}, but it is annotated as {text} (shape {want})",
@@ -159,7 +168,7 @@ class _Tracer:
         except Exception:  # noqa: BLE001 - an annotation that does not evaluate is not ours to report
             return
         want = _expected_shape(annotation)
-        if want is not None and tuple(shape) != want:
+        if want is not None and tuple(shape) != want and not _broadcasts_to(tuple(shape), want):
             loc = SourceLoc(frame.f_code.co_filename, site.start, frame.f_code.co_name)
             raise _mismatch(site.name, tuple(shape), want, site.text, loc)
 

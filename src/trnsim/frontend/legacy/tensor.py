@@ -11,7 +11,7 @@ from ...core.context import current
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 from ...core.memory import SBUF, allocate
 from ...core.source import caller_location, name_from_source
-from ...core.tensor import Tensor
+from ...core.tensor import Tensor, broadcast_shapes
 from .indexing import (
     Arange1D,
     EvaluatedIndex,
@@ -744,7 +744,7 @@ def _index_space_shape(base: Tensor, key: tuple, plan: AccessPlan) -> tuple[int,
     shapes = [tuple(s) + (1,) * (nd - len(s)) for s in shapes]
     shapes += [_slice_values(k, base.shape[p], p, nd).shape for p, k in slices]
     try:
-        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+        return broadcast_shapes(*shapes) if shapes else ()
     except ValueError:
         ranks = sorted({v.ndim for k in key if isinstance(k, IndexExpr) for v in k.terms})
         mixed = len(ranks) > 1
