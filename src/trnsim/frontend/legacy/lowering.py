@@ -156,6 +156,8 @@ def operand(x: Any, minfo: tuple[dict, list] = NO_MASK) -> Any:
         )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
+        if not ranges and not rest and x._plain is not None:
+            return _check_tile_layout(x._plain)  # resolved already (for its shape), and no mask to apply
         t, _ = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
         return _check_tile_layout(t)
     if isinstance(x, Tensor):

@@ -414,7 +414,7 @@ class LegacyTensor(Tensor):
 class LazyAccess:
     """`tensor[index expressions]`, resolved by the instruction that consumes it (with its mask)."""
 
-    __slots__ = ("base", "key", "_shape", "_plan")
+    __slots__ = ("base", "key", "_shape", "_plan", "_plain")
     __array_priority__ = 1000
 
     def __init__(self, base: LegacyTensor, key: tuple) -> None:
@@ -422,6 +422,7 @@ class LazyAccess:
         self.key = key
         self._shape: tuple[int, ...] | None = None
         self._plan: AccessPlan | None = None
+        self._plain: Tensor | None = None  # the unmasked view, when `shape` resolved it (see `plain_view`)
 
     @property
     def plan(self) -> AccessPlan:
@@ -434,8 +435,28 @@ class LazyAccess:
     @property
     def shape(self) -> tuple[int, ...]:
         if self._shape is None:
-            self._shape = access_shape(self.base, self.key, self.plan)
+            plain = self.plain_view()
+            self._shape = tuple(plain.shape) if plain is not None else access_shape(self.base, self.key, self.plan)
         return self._shape
+
+    def plain_view(self) -> Tensor | None:
+        """The view this subscript resolves to without a mask, for subscripts of index expressions, ints and slices
+        (resolved once: the shape asked before the consuming instruction comes from it, and an unmasked consumer
+        reuses it). None for tile-valued indices (resolving them may read data) or when the unmasked access is
+        not valid on its own (a mask of the consumer may make it valid; the consumer then reports any error)."""
+        t = self._plain
+        if t is None:
+            for k in self.key:
+                if isinstance(k, (Tensor, LazyAccess, EvaluatedIndex)):
+                    return None
+            try:
+                t, where = resolve_access(self.base, self.key, {}, [], plan=self.plan)
+            except NkiError:
+                return None
+            if where is not None:
+                return None
+            self._plain = t
+        return t
 
     @property
     def dtype(self) -> np.dtype:
