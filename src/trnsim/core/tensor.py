@@ -406,7 +406,10 @@ def _key_offset(base: int, key: Any, shape: tuple[int, ...], strides: tuple[int,
     off = base
     for k, n, st in zip(key, shape, strides):
         if type(k) is slice:
-            if n:
+            if k.step is None and (k.start is None or 0 <= k.start < n):  # the usual `a:b` / `:`
+                if k.start:
+                    off += k.start * st
+            elif n:
                 start = k.indices(n)[0]
                 if start < n:
                     off += start * st

@@ -6,6 +6,7 @@ function that checks operands, computes with NumPy and calls `emit`. Nothing els
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -246,8 +247,8 @@ def scalar_or_vector(api: str, loc: SourceLoc, name: str, v: Any, partitions: in
         return 0.0
     if isinstance(v, Tensor):
         shp = v.shape
-        if len(shp) < 1 or shp[0] != partitions or int(np.prod(shp[1:])) != 1:
-            if shp and shp[0] == 1 and int(np.prod(shp)) == 1:
+        if len(shp) < 1 or shp[0] != partitions or int(math.prod(shp[1:])) != 1:
+            if shp and shp[0] == 1 and int(math.prod(shp)) == 1:
                 if not current().numerics:  # timing-only: the values are never used, only that it is a column
                     return np.zeros((1, 1), np.float32)
                 return read_operand(v, api, name, loc).reshape(1, 1).astype(np.float32)

@@ -195,7 +195,7 @@ def dma_transpose(
             )
     axes = tuple(axes)
     want = tuple(src.shape[a] for a in axes)
-    if tuple(dst.shape) != want and int(np.prod(dst.shape)) != int(np.prod(want)):
+    if tuple(dst.shape) != want and int(math.prod(dst.shape)) != int(math.prod(want)):
         raise NkiValidationError(
             f"{api}: dst shape {dst.shape} must equal the transposed source shape {want}",
             code="err_shape_mismatch",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -764,7 +765,7 @@ def tensor_reduce(
             f"free dim, so axis=1 on a {nd}-D tile meant axis={(nd - 1,)}; see docs/migration.md",
         )
     kept = [n for i, n in enumerate(data.shape) if i not in axes]
-    want = int(np.prod(kept[1:])) if len(kept) > 1 else 1
+    want = int(math.prod(kept[1:])) if len(kept) > 1 else 1
     if dst.partitions != data.partitions or dst.free_size != want:
         raise NkiValidationError(
             f"{api}: dst shape {tuple(dst.shape)} does not match the reduction of data {tuple(data.shape)} over axes "
@@ -785,13 +786,13 @@ def _reduce_axis_fix(data: Tensor, dst: Tensor, axes: tuple[int, ...]) -> tuple[
     `axes` made trailing with a permuted view."""
     nd = data.ndim
     for k in range(1, nd):
-        if int(np.prod(data.shape[1 : nd - k])) == dst.free_size:
+        if int(math.prod(data.shape[1 : nd - k])) == dst.free_size:
             fix = tuple(range(nd - k, nd))
             what = "the innermost dim" if k == 1 else f"the {k} innermost dims"
             return fix, f"pass axis={fix} to reduce {what}"
     kept = [d for d in range(1, nd) if d not in axes]
     fix = tuple(range(nd - len(axes), nd))
-    if int(np.prod([data.shape[d] for d in kept])) == dst.free_size:
+    if int(math.prod([data.shape[d] for d in kept])) == dst.free_size:
         perm = (0, *kept, *axes)
         return fix, f"pass data.permute({perm}) with axis={fix} to reduce dims {axes}"
     return fix, f"pass axis={fix} (the {len(axes)} innermost dims) with a dst of matching shape"
@@ -1048,7 +1049,7 @@ def _pattern_values(api: str, loc: SourceLoc, dst: Tensor, pattern: Any, offset:
         ) from None
     if not 1 <= len(pat) <= 4:
         raise NkiValidationError(f"{api}: pattern has 1 to 4 [step, num] pairs, got {len(pat)}", code="err_invalid_access_pattern", loc=loc)
-    count = int(np.prod([n for _, n in pat]))
+    count = int(math.prod([n for _, n in pat]))
     if count != dst.free_size:
         raise NkiValidationError(
             f"{api}: the pattern generates {count} elements per partition but dst {tuple(dst.shape)} has {dst.free_size}",

@@ -709,7 +709,7 @@ def mean(x: Any, axis: Any, dtype: Any = None, keepdims: bool = False) -> NkiTen
     x = _on_chip_operand(x, "mean")
     s = _reduce("add", x, axis, float32, keepdims, "mean")
     axes = _ve.normalize_axes(axis, x.ndim, "nl.mean", loc)
-    n = int(np.prod([x.shape[a] for a in axes]))
+    n = int(math.prod([x.shape[a] for a in axes]))
     t = _new_tile(tuple(s.shape), dtype or x.dtype)
     _ve.tensor_scalar(t, s, "multiply", 1.0 / n, loc=loc, api="nl.mean")
     return t
@@ -720,7 +720,7 @@ def var(x: Any, axis: Any, dtype: Any = None, keepdims: bool = False) -> NkiTens
     loc = caller_location()
     x = _on_chip_operand(x, "var")
     axes = _ve.normalize_axes(axis, x.ndim, "nl.var", loc)
-    n = int(np.prod([x.shape[a] for a in axes]))
+    n = int(math.prod([x.shape[a] for a in axes]))
     flat = x.reshape((x.shape[0], x.free_size)) if x.ndim > 2 and axes == tuple(range(1, x.ndim)) else x
     m = _new_tile((x.shape[0], 1), float32)
     _ve.tensor_reduce(m, "add", flat, tuple(range(1, flat.ndim)), keepdims=True, loc=loc, api="nl.var")

@@ -9,6 +9,7 @@ accumulates into the PSUM region (elements not yet written are overwritten).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ def _fresh(value: Any, run) -> bool:
 
 def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc) -> None:
     ds, ss = tuple(dst.shape), tuple(src_shape)
-    if ds == ss or int(np.prod(ds)) == int(np.prod(ss)) and len(ds) != len(ss):
+    if ds == ss or int(math.prod(ds)) == int(math.prod(ss)) and len(ds) != len(ss):
         return
     try:
         b = np.broadcast_shapes(ds, ss)

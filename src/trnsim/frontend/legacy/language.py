@@ -951,9 +951,9 @@ def num_programs(axes: Any = None) -> int:
     if not run.grid:
         return 1
     if axes is None:
-        return int(np.prod(run.grid))
+        return int(math.prod(run.grid))
     if isinstance(axes, (tuple, list)):
-        return int(np.prod([run.grid[a] for a in axes]))
+        return int(math.prod([run.grid[a] for a in axes]))
     return run.grid[axes]
 
 

@@ -7,6 +7,7 @@ allocates its result tile at the full (unmasked) shape, writes only the masked b
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -276,4 +277,4 @@ def as_column(x: Any, parts: int) -> bool:
     if not is_tensorish(x):
         return True
     shp = tuple(x.shape)
-    return len(shp) >= 1 and shp[0] in (parts,) and int(np.prod(shp[1:])) == 1
+    return len(shp) >= 1 and shp[0] in (parts,) and int(math.prod(shp[1:])) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -209,7 +210,7 @@ class LegacyTensor(Tensor):
             raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kwargs)}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        if int(np.prod(shape)) != self.size:
+        if int(math.prod(shape)) != self.size:
             raise NkiValidationError(
                 f"cannot reshape tensor '{self.storage.name}' of shape {self.shape} to {tuple(shape)}",
                 code="err_reshape_size_mismatch",
@@ -486,7 +487,7 @@ class LazyAccess:
         raise NkiError("cannot assign into an indexed access of an indexed access", code="err_unsupported_indexing")
 
     def __bool__(self) -> bool:
-        single = int(np.prod(self.shape)) == 1
+        single = int(math.prod(self.shape)) == 1
         raise NkiError(
             "the truth value of a tensor is ambiguous (Python control flow cannot depend on tensor values)",
             code="err_dynamic_control_flow_not_supported" if single else "err_ambiguous_tensor_truth_value",
