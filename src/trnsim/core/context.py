@@ -52,7 +52,7 @@ class _AccessLog:
     __slots__ = ("_buf", "_done", "_pending", "n", "accesses", "spans")
 
     def __init__(self) -> None:
-        self._buf = np.empty((8, 6), dtype=np.int64)  # rows: iteration, kind, p_lo, p_hi, f_lo, f_hi
+        self._buf: np.ndarray | None = None  # rows: iteration, kind, p_lo, p_hi, f_lo, f_hi (made on first check)
         self._done = 0  # rows of _buf filled
         self._pending: list[tuple[int, int, int, int, int, int]] = []  # rows logged since (cheap appends)
         self.n = 0
@@ -62,6 +62,8 @@ class _AccessLog:
     @property
     def boxes(self) -> np.ndarray:
         """All logged rows as an [n, 6] array (pending rows are moved into the growable buffer in one go)."""
+        if self._buf is None:
+            self._buf = np.empty((max(8, self.n), 6), dtype=np.int64)
         if self._pending:
             need = self.n
             if need > len(self._buf):

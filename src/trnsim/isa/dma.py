@@ -11,6 +11,7 @@ the timing pass (`trnsim.timing`).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,11 +32,18 @@ _EFF_X = np.array([32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
 _EFF_Y = np.array([0.01, 0.03, 0.05, 0.10, 0.21, 0.42, 0.81, 0.97, 0.98, 0.99, 1.00], dtype=np.float64)
 
 
+def _timing_model() -> Any:
+    """trnsim.timing.model (which imports this module, hence not at the top; a function-level import statement
+    costs about a microsecond on every cost evaluation of the timing pass)."""
+    m = sys.modules.get("trnsim.timing.model")
+    if m is None:
+        from ..timing import model as m
+    return m
+
+
 def dma_efficiency(bytes_per_partition: float, arch: Arch) -> float:
     """Throughput of one DMA engine on contiguous chunks of `bytes_per_partition`, relative to its peak."""
-    from ..timing.model import dma_efficiency as eff
-
-    return eff(arch, bytes_per_partition)
+    return _timing_model().dma_efficiency(arch, bytes_per_partition)
 
 
 def dma_engines_used(partitions: int, arch: Arch) -> int:
@@ -62,8 +70,7 @@ def dma_cost(instr: Instruction, arch: Arch) -> float:
     """ns one transfer keeps its DMA engines busy, without queueing: each engine serves its partitions'
     descriptors (one per contiguous chunk) at max~(dma_descriptor_ns, chunk bytes / engine bandwidth) each.
     The timing pass adds the fixed trigger-to-start latency, queue order and shared engine / HBM bandwidth."""
-    from ..timing.model import dma_descriptor_ns
-
+    dma_descriptor_ns = _timing_model().dma_descriptor_ns
     nbytes = instr.attrs.get("bytes", 0)
     parts = max(1, instr.partitions)
     engines = dma_engines_used(parts, arch)

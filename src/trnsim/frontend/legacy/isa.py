@@ -7,6 +7,7 @@ the mask and calls the one definition of the instruction in `trnsim.isa`.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -213,9 +214,9 @@ def nc_transpose(
     if eng is None:
         eng = "vector" if (p <= 32 and f <= 32) else "tensor"
     if eng == "tensor":
-        from .language import _no_pe_transpose_when_allocated
-
-        _no_pe_transpose_when_allocated("nisa.nc_transpose on the Tensor engine", loc)
+        sys.modules[__package__ + ".language"]._no_pe_transpose_when_allocated(
+            "nisa.nc_transpose on the Tensor engine", loc
+        )
         tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True)
         tile.producer = _te.nc_transpose_pe(dst, d, loc=loc, api="nisa.nc_transpose")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import importlib
 import itertools
 import math
 import sys
@@ -223,8 +224,7 @@ def _filled(
             loc=caller_location(2),
         )
     t = ndarray(shape, dtype, buffer=buf, name=name, _overwritten=True)
-    from . import isa as nisa
-
+    nisa = sys.modules.get(__package__ + ".isa") or importlib.import_module(__package__ + ".isa")
     nb = len(t.storage.block_shape)
     # with leading block dims (`nl.zeros((n, par_dim(128), d))`) one memset fills the allocation partition-first
     dst = t.transposed((nb,) + tuple(i for i in range(t.ndim) if i != nb)) if nb and t.ndim > nb else t

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,22 @@ def _keep_free_dims(t: Tensor, key: tuple) -> tuple:
     return tuple(out)
 
 
+
+def _language() -> Any:
+    """The legacy `language` module (imported by now; a function-level import statement costs a microsecond
+    on every tile operator)."""
+    m = sys.modules.get(__package__ + ".language")
+    if m is None:
+        from . import language as m
+    return m
+
+
+def _assign_module() -> Any:
+    m = sys.modules.get(__package__ + ".assign")
+    if m is None:
+        from . import assign as m
+    return m
+
 class LegacyTensor(Tensor):
     """Tensor handle of the legacy API (HBM parameters, SBUF/PSUM tiles)."""
 
@@ -235,8 +252,7 @@ class LegacyTensor(Tensor):
         return t  # type: ignore[return-value]
 
     def astype(self, dtype: Any) -> Any:
-        from . import language as nl
-
+        nl = _language()
         return nl.copy(self, dtype=dtype)
 
     def broadcast_to(self, shape: Any) -> LegacyTensor:
@@ -259,8 +275,7 @@ class LegacyTensor(Tensor):
 
     @property
     def T(self) -> Any:
-        from . import language as nl
-
+        nl = _language()
         return nl.transpose(self)
 
     def __bool__(self) -> bool:
@@ -285,8 +300,7 @@ class LegacyTensor(Tensor):
 
     # ----------------------------------------------------------------- operators -> nl functions
     def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
-        from . import language as nl
-
+        nl = _language()
         if isinstance(other, _ADVANCED) and name in _DYNAMIC_OPS:
             return dynamic_index(self, name, other, reverse)
         fn = getattr(nl, name)
@@ -382,33 +396,27 @@ class LegacyTensor(Tensor):
         return self
 
     def __neg__(self):
-        from . import language as nl
-
+        nl = _language()
         return nl.negative(self)
 
     def __invert__(self):
-        from . import language as nl
-
+        nl = _language()
         return nl.invert(self)
 
     def __abs__(self):
-        from . import language as nl
-
+        nl = _language()
         return nl.abs(self)
 
     def __iadd__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self, (Ellipsis,), "add", o)
 
     def __isub__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self, (Ellipsis,), "subtract", o)
 
     def __imul__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self, (Ellipsis,), "multiply", o)
 
 
@@ -495,8 +503,7 @@ class LazyAccess:
         )
 
     def _bin(self, name: str, other: Any, reverse: bool = False) -> Any:
-        from . import language as nl
-
+        nl = _language()
         fn = getattr(nl, name)
         return fn(other, self) if reverse else fn(self, other)
 
@@ -537,18 +544,15 @@ class LazyAccess:
         return self
 
     def __iadd__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self.base, self.key, "add", o)
 
     def __isub__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self.base, self.key, "subtract", o)
 
     def __imul__(self, o):
-        from .assign import inplace
-
+        inplace = _assign_module().inplace
         return inplace(self.base, self.key, "multiply", o)
 
     def __repr__(self) -> str:
