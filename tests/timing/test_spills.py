@@ -38,12 +38,17 @@ def clean_and_dirty(x, y):
     return out
 
 
-def _run(**changes):
-    arch = get_arch("trn1").variant("tiny_sbuf", sbuf_usable_bytes_per_partition=4 * TILE + TILE // 4, **changes)
+# every spill option off: whole tiles, saved at every eviction, Belady victims, reloads as early as possible
+PLAIN = {"spill_whole_tiles": True, "spill_reuse_saved_copies": False, "spill_reload_waits_for_room": False,
+         "spill_drop_clean_tiles": False, "spill_reload_on_demand": False}
+
+
+def _run(kernel=clean_and_dirty, **changes):
+    arch = get_arch("trn1").variant("tiny_sbuf", sbuf_usable_bytes_per_partition=4 * TILE + TILE // 4,
+                                    **{**PLAIN, **changes})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = trnsim.estimate(clean_and_dirty, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32],
-                              target=arch)
+        est = trnsim.estimate(kernel, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32], target=arch)
     return est, arch
 
 
@@ -51,7 +56,7 @@ def _kinds(est):
     return [(s["kind"], s["tensor"], s["bytes"] // 128) for s in est.extra["spills"]]
 
 
-def test_whole_tiles_saved_again_at_every_eviction_by_default():
+def test_whole_tiles_saved_again_at_every_eviction_without_options():
     est, _ = _run()
     assert _kinds(est) == [("spill", "a", TILE), ("reload", "a", TILE)] * STEPS
     assert est.extra["spill_save_bytes"] == est.extra["spill_reload_bytes"] == STEPS * 128 * TILE
@@ -91,3 +96,76 @@ def test_fitting_stream_plans_no_spills(changes):
                               target=arch)
     assert plan_spills(est.extra["launch"].stream, arch) is None
     assert "spills" not in est.extra
+
+
+@nki.jit
+def clean_far_dirty_farther(x, y):
+    """At the peak (`d`: a, acc, b, c, d live) the accumulator's next use is farther away than that of `a`, an
+    unmodified load of the input: Belady evicts `acc` (a save and a reload every step), the compiler drops `a`
+    (only a reload from `x`)."""
+    out = nl.ndarray((128, 1024), dtype=x.dtype, buffer=nl.shared_hbm)
+    a = nl.load(x)
+    acc = nl.zeros((128, 1024), dtype=x.dtype)
+    for k in range(STEPS):
+        b = nl.load(y[k])
+        c = nisa.tensor_tensor(b, b, op=nl.multiply)
+        d = nisa.tensor_tensor(c, b, op=nl.add)  # peak: a, acc, b, c, d
+        e = nisa.tensor_tensor(d, a, op=nl.add)
+        acc[...] = nisa.tensor_tensor(acc, e, op=nl.add)
+    nl.store(out, value=acc)
+    return out
+
+
+def test_belady_evicts_the_dirty_accumulator_without_options():
+    est, _ = _run(clean_far_dirty_farther)
+    assert _kinds(est) == [("spill", "acc", TILE), ("reload", "acc", TILE)] * STEPS
+
+
+def test_clean_tiles_are_dropped_first_and_never_saved():
+    est, _ = _run(clean_far_dirty_farther, spill_drop_clean_tiles=True)
+    # `a` holds only data of the read-only input x: dropped at each peak, reloaded from x, no save at all
+    assert _kinds(est) == [("reload", "a", TILE)] * STEPS
+    assert est.extra["spill_save_bytes"] == 0
+    # in clean_and_dirty the victim `a` was the Belady choice anyway; now its first save is gone too
+    est, _ = _run(spill_drop_clean_tiles=True)
+    assert _kinds(est) == [("reload", "a", TILE)] * STEPS
+
+
+def test_loaded_then_modified_tile_is_not_clean():
+    @nki.jit
+    def modified(x, y):
+        out = nl.ndarray((128, 1024), dtype=x.dtype, buffer=nl.shared_hbm)
+        a = nl.load(x)
+        a[...] = nisa.tensor_tensor(a, a, op=nl.add)  # no longer a copy of x
+        acc = nl.zeros((128, 1024), dtype=x.dtype)
+        for k in range(STEPS):
+            b = nl.load(y[k])
+            c = nisa.tensor_tensor(b, b, op=nl.multiply)
+            d = nisa.tensor_tensor(c, b, op=nl.add)
+            acc[...] = nisa.tensor_tensor(acc, d, op=nl.add)
+            acc[...] = nisa.tensor_tensor(acc, a, op=nl.add)
+        nl.store(out, value=acc)
+        return out
+
+    est, _ = _run(modified, spill_drop_clean_tiles=True)
+    assert _kinds(est) == [("spill", "a", TILE), ("reload", "a", TILE)] * STEPS
+
+
+def test_reloads_on_demand_wait_for_the_reading_engines_previous_instruction():
+    changes = {"spill_drop_clean_tiles": True, "spill_reload_on_demand": True}
+    est, arch = _run(clean_far_dirty_farther, **changes)
+    stream = est.extra["launch"].stream
+    ext, orig_pos, extra = plan_spills(stream, arch)
+    reloads = [p for p, ins in enumerate(ext) if ins.attrs.get("spill") == "reload"]
+    assert len(reloads) == STEPS
+    t = est.timings
+    for r, s in zip(reloads, est.extra["spills"]):
+        use = ext[r + 1]  # the reload sits just before the instruction that reads `a` (e)
+        assert any(acc.storage.name == "a" for acc in use.reads)
+        k = stream.index(use)
+        prev = max(j for j in range(k) if stream[j].engine == use.engine and stream[j].core == use.core)
+        assert orig_pos[prev] in extra[r]
+        assert s["start"] >= t[prev].end - 1e-6
+    # without the option the reload of `a` may be prefetched: the kernel is no slower
+    early, _ = _run(clean_far_dirty_farther, spill_drop_clean_tiles=True)
+    assert early.total_ns <= est.total_ns

@@ -89,6 +89,13 @@ class Arch:
     #: SBUF overflow: a reload waits for the end of the last instruction that had no room for it (True) or for the
     #: saves planned at its own position (False)
     spill_reload_waits_for_room: bool = False
+    #: SBUF overflow: a tile that only holds data loaded from a read-only HBM tensor (a kernel input never written)
+    #: is dropped, not saved, and reloaded from that tensor; tiles with a valid HBM copy are evicted first
+    spill_drop_clean_tiles: bool = False
+    #: SBUF overflow: a reload is issued on demand, when the engine that reads the tile has finished its previous
+    #: instruction (the reload trigger sits in that engine's stream just before the use); False: as early as its
+    #: other dependencies allow
+    spill_reload_on_demand: bool = False
     #: fixed kernel start-up + tear-down time added to every launch (ns)
     launch_overhead_ns: float = 0.0
     comments: dict[str, str] = field(default_factory=dict)

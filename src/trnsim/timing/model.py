@@ -21,9 +21,13 @@ Model (every number comes from the target's `Arch`, see timing/archs/*.json):
   their HBM domain (`hbm_bytes_per_ns` x `hbm_cores_per_domain`).
 * SBUF overflow (timing-only runs; full simulation reports it as an error): in program order, tiles (or only
   the overflowing bytes, `spill_whole_tiles` false) are saved to HBM and reloaded before their next use,
-  farthest next use first (`plan_spills`). Options: a tile evicted again unmodified keeps its HBM copy
-  (`spill_reuse_saved_copies`: only the reload moves data); a reload waits for the end of the last instruction
-  that had no room for it rather than for the saves of its own position (`spill_reload_waits_for_room`).
+  farthest next use first (`plan_spills`). Options (all on for trn1): a tile evicted again unmodified keeps its
+  HBM copy (`spill_reuse_saved_copies`: only the reload moves data); a reload waits for the end of the last
+  instruction that had no room for it rather than for the saves of its own position
+  (`spill_reload_waits_for_room`); a tile that only holds data loaded from a read-only HBM tensor is dropped
+  without a save and reloaded from it, and tiles with a valid HBM copy are evicted first
+  (`spill_drop_clean_tiles`); a reload is issued on demand, when the engine that reads the tile has finished its
+  previous instruction (`spill_reload_on_demand`).
 * Cores run independently (SPMD programs / LNC=2 halves carry `Instruction.core`); latency is the makespan.
 """
 
@@ -636,11 +640,32 @@ def _spill_instruction(kind: str, st, loc, amount: int, spec: Any = None) -> Ins
     return ins
 
 
+def _clean_tiles(stream: list[Instruction], written: set[int]) -> set[int]:
+    """SBUF tiles whose every write is a DMA transfer from HBM tensors that nothing writes (kernel inputs): their
+    data always has a valid copy in HBM, so the compiler can drop them and reload them from there."""
+    clean: set[int] = set()
+    dirty: set[int] = set()
+    DMA = Engine.DMA
+    for ins in stream:
+        wrs = ins.writes
+        if not wrs:
+            continue
+        ok = ins.engine == DMA and bool(ins.reads) and all(
+            a.storage.buffer.kind == "hbm" and a.storage.id not in written for a in ins.reads
+        )
+        for acc in wrs:
+            st = acc.storage
+            if st.buffer.kind == "sbuf":
+                (clean if ok else dirty).add(st.id)
+    return clean - dirty
+
+
 def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None):
     """What the compiler does when SBUF overflows (timing-only runs of kernels whose live tiles exceed it): in
     program order, whenever the live tiles of a core exceed SBUF, the tile whose next use is farthest away is
-    saved to HBM and reloaded before that use. Returns (extended stream, positions of the original
-    instructions, extra dependencies) or None when everything fits. `scan` is `_scan(stream)` if known."""
+    saved to HBM and reloaded before that use (with `spill_drop_clean_tiles`: tiles with a valid HBM copy first,
+    dropped without a save). Returns (extended stream, positions of the original instructions, extra
+    dependencies) or None when everything fits. `scan` is `_scan(stream)` if known."""
     cap = arch.sbuf_usable_bytes_per_partition
     if scan is None:
         scan = _scan(stream)
@@ -685,11 +710,23 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     whole = bool(arch.spill_whole_tiles)
     reuse = bool(arch.spill_reuse_saved_copies)
     room_deps = bool(arch.spill_reload_waits_for_room)
+    drop_clean = bool(arch.spill_drop_clean_tiles)
+    on_demand = bool(arch.spill_reload_on_demand)
+    # tiles holding unmodified copies of read-only HBM data: evicting them needs no save
+    clean = _clean_tiles(stream, scan[3]) if drop_clean else set()
 
     def victim_key(sid: int) -> tuple[int, int]:
         # farthest next use first (Belady); among equals, the tile with the most bytes that need no save
         sc = score[sid]
         return (sc, valid.get(sid, 0) - out_amt.get(sid, 0) if sc >= 0 else 0)
+
+    def victim_key_clean_first(sid: int) -> tuple[int, int]:
+        # tiles whose whole data has a valid HBM copy (dropped, no save) first; then farthest next use (Belady)
+        sc = score[sid]
+        free = sc >= 0 and (sid in clean or valid.get(sid, 0) >= stor[sid].row_bytes)
+        return (1 if free else 0, sc)
+
+    pick = victim_key_clean_first if drop_clean else victim_key if reuse else score_of
 
     for pos in range(len(stream)):
         here = at[pos]
@@ -727,13 +764,13 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
                 valid.pop(acc.storage.id, None)
         while used.get(core, 0) > cap and lv:
             # the live tile (not used here, not all in HBM already) whose next use is farthest; ties: set order
-            best = max(lv, key=victim_key if reuse else score_of)
+            best = max(lv, key=pick)
             if score[best] < 0:
                 break
             rb = stor[best].row_bytes
             o = out_amt.get(best, 0)
             amt = rb - o if whole else min(rb - o, used[core] - cap)
-            v = valid.get(best, 0)
+            v = rb if best in clean else valid.get(best, 0)
             save = o + amt - v if o + amt > v else 0  # bytes without a valid copy in HBM
             out_amt[best] = o + amt
             if o + amt > v:
@@ -763,7 +800,11 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     ext: list[Instruction] = []
     orig_pos: list[int] = []
     extra: dict[int, list[int]] = {}
+    prev_on_engine: dict[tuple, int] = {}  # (core, engine) -> that engine's latest original position
     for pos, ins in enumerate(stream):
+        key = (ins.core, ins.engine)
+        before = prev_on_engine.get(key)
+        prev_on_engine[key] = pos
         sv = []
         for sid, _amt, save in saves_at.get(pos, ()):
             if save > 0:
@@ -774,6 +815,9 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
             deps = list(sv) if after_saves else []
             if room >= 0:
                 deps.append(orig_pos[room])
+            if on_demand and before is not None:
+                # issued from the reading engine's stream just before the use: not before its previous instruction
+                deps.append(orig_pos[before])
             if deps:
                 extra[len(ext)] = deps
             ext.append(_spill_instruction("reload", stor[sid], ins.loc, amt, DMA_COPY))
