@@ -38,6 +38,14 @@ def run(size: int = 4096, repeats: int = 3, seed: int = 0) -> Result:
         "tiles are too small to gain from threads), so on an idle multi-core machine the wall-clock ratio is higher "
         "than the CPU-time ratio"
     )
+    res.notes.append(
+        "tried and measured on this machine (2026-11-26), no gain, not kept: (1) the Tensor-engine products on a "
+        "worker thread overlapping the Python front end: NumPy releases the GIL inside BLAS, but every product needs "
+        "several GIL hand-offs between the worker and the front end (CPython 3.11), so only about a fifth of the BLAS "
+        "time overlapped and the hand-offs slowed the front end by as much; (2) one GEMM per PSUM accumulation group "
+        "over its stacked K tiles (128 x 1024 x 512 instead of 8 x 128 x 128 x 512): stacking the strided operand "
+        "views costs more than the larger GEMM saves"
+    )
 
     def sim():
         return nki.simulate_kernel(matmul_optimized, lhsT, rhs)
