@@ -367,6 +367,16 @@ def _normalise_block_dims(ins: Instruction) -> None:
         ins.partitions = bp
 
 
+def _drop_covered(boxes: list, b0: int, b1: int, b2: int, b3: int) -> None:
+    """Remove the recorded boxes that the box (b0, b1, b2, b3) covers (a later write supersedes them)."""
+    if len(boxes) == 1:
+        x = boxes[0]
+        if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
+            boxes.clear()
+    else:
+        boxes[:] = [x for x in boxes if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+
+
 def build_graph(
     stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None, scan: tuple | None = None
 ) -> _Graph:
@@ -463,18 +473,15 @@ def build_graph(
                 rl = reads_get(sid)
                 if rl is not None and not is_barrier:
                     rl.append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
-        # ---- writes: order after earlier writes and reads of the boxes, then record (drop the boxes covered)
-        if len(wrs) == 1:  # one write: its dependencies and its record in one step
-            acc = wrs[0]
+        # ---- writes: order after earlier writes and reads of the boxes (every write of the instruction first),
+        # then record them, dropping the boxes they cover
+        for acc in wrs:
             sid = acc.storage.id
-            b0 = acc.p_lo
-            b1 = acc.p_hi
-            b2 = acc.f_lo
-            b3 = acc.f_hi
+            p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
             wl = writes_get(sid)
             if wl:
                 for e in wl:
-                    if e[0] < b1 and b0 < e[1] and e[2] < b3 and b2 < e[3]:
+                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
                         j = e[4]
                         if j not in deps or deps[j] > WAW:
                             deps[j] = ORD if e[5] == eng else WAW
@@ -482,65 +489,22 @@ def build_graph(
             if rl:
                 for e in rl:
                     j = e[4]
-                    if j != i and e[0] < b1 and b0 < e[1] and e[2] < b3 and b2 < e[3] and j not in deps:
+                    if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
                         deps[j] = WAR
-                if len(rl) == 1:
-                    x = rl[0]
-                    if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
-                        rl.clear()
-                else:
-                    rl[:] = [x for x in rl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
+        for acc in wrs:
+            sid = acc.storage.id
+            b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            rl = reads_get(sid)
+            if rl:
+                _drop_covered(rl, b0, b1, b2, b3)
+            wl = writes_get(sid)
             e = (b0, b1, b2, b3, i, eng)
             if wl is None:
                 writes[sid] = [e]
             else:
-                if len(wl) == 1:
-                    x = wl[0]
-                    if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
-                        wl.clear()
-                elif wl:
-                    wl[:] = [x for x in wl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
-                wl.append(e)
-        elif wrs:  # several writes: every write's dependencies before any of them is recorded
-            for acc in wrs:
-                sid = acc.storage.id
-                p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
-                wl = writes_get(sid)
                 if wl:
-                    for e in wl:
-                        if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
-                            j = e[4]
-                            if j not in deps or deps[j] > WAW:
-                                deps[j] = ORD if e[5] == eng else WAW
-                rl = reads_get(sid)
-                if rl:
-                    for e in rl:
-                        j = e[4]
-                        if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
-                            deps[j] = WAR
-            for acc in wrs:
-                sid = acc.storage.id
-                b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
-                rl = reads_get(sid)
-                if rl:  # drop the boxes this write covers
-                    if len(rl) == 1:
-                        x = rl[0]
-                        if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
-                            rl.clear()
-                    else:
-                        rl[:] = [x for x in rl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
-                wl = writes_get(sid)
-                e = (b0, b1, b2, b3, i, eng)
-                if wl is None:
-                    writes[sid] = [e]
-                else:
-                    if len(wl) == 1:
-                        x = wl[0]
-                        if b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3:
-                            wl.clear()
-                    elif wl:
-                        wl[:] = [x for x in wl if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
-                    wl.append(e)
+                    _drop_covered(wl, b0, b1, b2, b3)
+                wl.append(e)
         # ---- core barriers: a barrier waits for its own core's earlier writes of its tensor (the other cores
         # meet it at the rendezvous: the stream interleaves the cores, so it must not order them); the core's
         # later accesses of the tensor wait for the barrier's end
