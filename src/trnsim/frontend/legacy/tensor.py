@@ -181,7 +181,6 @@ def _keep_free_dims(t: Tensor, key: tuple) -> tuple:
     return tuple(out)
 
 
-
 def _language() -> Any:
     """The legacy `language` module (imported by now; a function-level import statement costs a microsecond
     on every tile operator)."""
@@ -197,6 +196,7 @@ def _assign_module() -> Any:
         from . import assign as m
     return m
 
+
 class LegacyTensor(Tensor):
     """Tensor handle of the legacy API (HBM parameters, SBUF/PSUM tiles)."""
 
@@ -204,6 +204,14 @@ class LegacyTensor(Tensor):
 
     # ----------------------------------------------------------------- subscripts
     def __getitem__(self, key: Any) -> Any:
+        if type(key) is tuple:  # the common subscript of plain slices and ints skips the general analysis below
+            for k in key:
+                tk = type(k)
+                if tk is not slice and tk is not int:
+                    break
+            else:
+                _check_basic(self.shape, key, self.storage.name)
+                return self.basic_view(_keep_free_dims(self, key))
         key = _normalize_key(key, self.ndim)
         if any(isinstance(k, (_ADVANCED, Tensor, LazyAccess, Predicate)) for k in key):
             _check_advanced_key(key, self.storage.name, self.storage.buffer.on_chip)
