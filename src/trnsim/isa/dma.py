@@ -91,6 +91,35 @@ def _side_partitions(t: Tensor) -> int:
     return t.partitions if t.storage.buffer.on_chip else 0
 
 
+def _check_dma_operands(dst: Tensor, src: Tensor, allow_psum_src: bool, sizes_must_match: bool, api: str, loc) -> None:
+    """Memories, partition counts and element counts a DMA transfer accepts."""
+    for nm, t in (("dst", dst), ("src", src)):
+        kind = t.storage.buffer.kind
+        allowed = ("hbm", "sbuf", "psum") if (nm == "src" and allow_psum_src) else ("hbm", "sbuf")
+        if kind not in allowed:
+            raise NkiValidationError(
+                f"{api}: '{nm}' cannot be in {kind.upper()} (allowed: {', '.join(a.upper() for a in allowed)})",
+                code="err_unsupported_memory",
+                values={nm: t.storage.name},
+                loc=loc,
+            )
+        if t.storage.buffer.on_chip and t.partitions > c.PMAX:
+            raise NkiValidationError(
+                f"{api}: size of partition dimension {t.partitions} of '{nm}' exceeds architecture limitation of 128",
+                code="err_num_partition_exceed_arch_limit",
+                values={nm: t.shape},
+                loc=loc,
+            )
+    if src.size != dst.size and sizes_must_match:
+        raise NkiValidationError(
+            f"{api}: source and destination element counts differ ({src.size} vs {dst.size}): src {src.shape}, "
+            f"dst {dst.shape}",
+            code="err_shape_mismatch",
+            values={"src": src.shape, "dst": dst.shape},
+            loc=loc,
+        )
+
+
 def dma_copy(
     dst: Tensor,
     src: Tensor,
@@ -111,31 +140,20 @@ def dma_copy(
     run = current()
     dst = c.check_tensor(dst, api, "dst", loc)
     src = c.check_tensor(src, api, "src", loc)
-    for nm, t in (("dst", dst), ("src", src)):
-        kind = t.storage.buffer.kind
-        allowed = ("hbm", "sbuf", "psum") if (nm == "src" and allow_psum_src) else ("hbm", "sbuf")
-        if kind not in allowed:
-            raise NkiValidationError(
-                f"{api}: '{nm}' cannot be in {kind.upper()} (allowed: {', '.join(a.upper() for a in allowed)})",
-                code="err_unsupported_memory",
-                values={nm: t.storage.name},
-                loc=loc,
-            )
-        if t.storage.buffer.on_chip and t.partitions > c.PMAX:
-            raise NkiValidationError(
-                f"{api}: size of partition dimension {t.partitions} of '{nm}' exceeds architecture limitation of 128",
-                code="err_num_partition_exceed_arch_limit",
-                values={nm: t.shape},
-                loc=loc,
-            )
-    if src.size != dst.size and values is None:
-        raise NkiValidationError(
-            f"{api}: source and destination element counts differ ({src.size} vs {dst.size}): src {src.shape}, "
-            f"dst {dst.shape}",
-            code="err_shape_mismatch",
-            values={"src": src.shape, "dst": dst.shape},
-            loc=loc,
+    key = c.check_key("dma_copy", (allow_psum_src, values is None), dst, src)
+    shape_facts = c.cached_checks(run, key)  # (partitions, bytes, free size, descriptor bytes, direction)
+    if shape_facts is None:
+        _check_dma_operands(dst, src, allow_psum_src, values is None, api, loc)
+        sb = dst if dst.storage.buffer.on_chip else src
+        shape_facts = (
+            sb.partitions if sb.storage.buffer.on_chip else min(c.PMAX, dst.shape[0] if dst.shape else 1),
+            dst.size * dst.itemsize,
+            dst.free_size,
+            min(contiguous_bytes(src), contiguous_bytes(dst)),
+            f"{src.storage.buffer.kind}->{dst.storage.buffer.kind}",
         )
+        c.remember_checks(run, key, shape_facts)
+    parts, nbytes, free, desc_bytes, direction = shape_facts
     rmw = ""
     if dst_rmw_op is not None:
         from . import alu  # (only read-modify-write DMAs need it; a function-level import costs on every call)
@@ -152,9 +170,6 @@ def dma_copy(
         elif v.dtype != dst.dtype:
             v = dtypes.to_fp32(v)
         dst.write(v, where=where)
-    sb = dst if dst.storage.buffer.on_chip else src
-    parts = sb.partitions if sb.storage.buffer.on_chip else min(c.PMAX, dst.shape[0] if dst.shape else 1)
-    nbytes = dst.size * dst.itemsize
     q = queue or ("qSyncIO" if dge_mode in ("unknown", "none", "hwdge") else "qGpSimdDynamic")
     return c.emit(
         opcode_spec,
@@ -162,19 +177,19 @@ def dma_copy(
         [src] + ([dst] if rmw else []),
         [dst],
         partitions=parts,
-        free=dst.free_size,
+        free=free,
         in_dtype=src.dtype,
         out_dtype=dst.dtype,
         attrs={
             "bytes": nbytes,
             "queue": q,
             "dge_mode": dge_mode,
-            "direction": f"{src.storage.buffer.kind}->{dst.storage.buffer.kind}",
+            "direction": direction,
             "transpose": opcode_spec is DMA_TRANSPOSE,
             "rmw": rmw,
             "src_name": src.storage.name,
             "src_is_param": src.storage.is_param,
-            "desc_bytes": min(contiguous_bytes(src), contiguous_bytes(dst)),
+            "desc_bytes": desc_bytes,
         },
     )
 
