@@ -230,3 +230,34 @@ def test_basic_view_offsets_match_the_data_pointer():
         assert sub._off == want
         checked += 1
     assert checked > 1000
+
+
+def test_broadcast_views_built_on_the_storage_match_numpy():
+    """`Tensor.broadcast` builds the read-only view straight on the storage data when the view's offset is known;
+    it must equal np.broadcast_to (values, shape, read-only) and keep the view's box."""
+    import random
+
+    from trnsim.core.memory import SBUF, Storage
+    from trnsim.core.tensor import Tensor
+
+    st = Storage(np.arange(6 * 8 * 5, dtype=np.float32).reshape(6, 8, 5), SBUF)
+    mem = st.take_mem()
+    whole = Tensor(st, mem, mem.data, None)
+    rnd = random.Random(1)
+    checked = 0
+    for _ in range(2000):
+        key = tuple(rnd.choice([slice(None), slice(1, 2), slice(0, 3), slice(2, 3)]) for _ in range(3))
+        view = whole.basic_view(key)
+        shape = tuple(rnd.choice([n, 4, 7]) if n == 1 else n for n in view.shape)
+        if rnd.random() < 0.3:
+            shape = (rnd.choice([1, 3]),) + shape
+        want = np.broadcast_to(view.array, shape)
+        got = view.broadcast(shape)
+        assert got._off is not None
+        np.testing.assert_array_equal(got.array, want)
+        assert not got.array.flags.writeable
+        assert got.region() == view.region()  # broadcasting repeats the same bytes
+        checked += 1
+    assert checked == 2000
+    with pytest.raises(ValueError):
+        whole.basic_view((slice(0, 2),)).broadcast((3, 8, 5))
