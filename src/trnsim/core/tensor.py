@@ -290,7 +290,8 @@ class Tensor:
             else:
                 arr[...] = dtypes.cast_to(values, dt)
             wm = self.wmask
-            if wm is not None:
+            # (a fully written SBUF / HBM storage has every WRITTEN bit set and no other bits: nothing to update)
+            if wm is not None and not (mem.full and state == WRITTEN and self.storage.buffer.kind != "psum"):
                 wm.fill(state)
                 if not mem.full and arr.size == mem.data.size and state & WRITTEN and 0 not in arr.strides:
                     mem.full = True  # a non-broadcast view as large as the storage covers all of it
