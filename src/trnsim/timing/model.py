@@ -235,9 +235,15 @@ class _Graph:
     `vdeps[k]`: the producers of virtual node n + k (every use of a released tile; kind WAR); `children[j]`:
     (consumer, kind) of node j, where kind RAW_SEM / WAW_SEM mark a cross-engine result wait that also pays the
     semaphore; `pending[k]`: how many producers node k waits for (the per-instruction dependency dicts are
-    dropped once their edges exist)."""
+    dropped once their edges exist).
 
-    __slots__ = ("n", "children", "vdeps", "queue_of", "pending")
+    The same pass numbers the resources (one per (core, engine) and per (core, DMA queue), in order of first use:
+    `res_keys`), so the scheduler needs no second walk over the stream: `rid_of[i]` / `pos_of[i]` (instruction i's
+    resource and its position in that resource's program order `orders[rid]`), `engs[i]`, and the core barriers
+    (`barrier_of[i]`: its rendezvous group, `barrier_groups[group]`: the barriers that meet)."""
+
+    __slots__ = ("n", "children", "vdeps", "queue_of", "pending", "engs", "rid_of", "pos_of", "orders", "res_keys",
+                 "barrier_groups", "barrier_of")
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -245,6 +251,13 @@ class _Graph:
         self.children: list[list[tuple[int, int]]] = []
         self.queue_of: list[str] = [""] * n
         self.pending: list[int] = []
+        self.engs: list[str] = []
+        self.rid_of: list[int] = [0] * n
+        self.pos_of: list[int] = [0] * n
+        self.orders: list[list[int]] = []
+        self.res_keys: list[tuple] = []
+        self.barrier_groups: dict[tuple, list[int]] = {}
+        self.barrier_of: dict[int, tuple] = {}
 
 
 def _scan(stream: list[Instruction]) -> tuple:
@@ -423,6 +436,14 @@ def build_graph(
     children: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     writes_get = writes.get
     reads_get = reads.get
+    g.engs = engs
+    rid_of = g.rid_of
+    pos_of = g.pos_of
+    orders = g.orders
+    res_keys = g.res_keys
+    resources: dict[tuple, int] = {}
+    resources_get = resources.get
+    barrier_count: dict[tuple, int] = {}
     for i, ins in enumerate(stream):
         eng = engs[i]
         deps: dict[int, int] = {}
@@ -518,16 +539,42 @@ def build_graph(
             deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == ins.core}
             for acc in rds:
                 barrier_on[(ins.core, acc.storage.id)] = i
-        # ---- DMA queue of this statement
+            cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
+            kk = (ins.core, cores_l)
+            c = barrier_count.get(kk, 0)
+            barrier_count[kk] = c + 1
+            gk = (cores_l, c)
+            g.barrier_groups.setdefault(gk, []).append(i)
+            g.barrier_of[i] = gk
+        # ---- resource: the DMA queue of this statement, else the engine
         if eng == DMA:
             base = ins.attrs.get("queue") or "qSyncIO"
             lines = qlines.get((ins.core, base))
             if lines is None:
                 lines = qlines[(ins.core, base)] = {}
-            k = lines.get(ins.loc)
-            if k is None:
-                k = lines[ins.loc] = len(lines) % nq
-            queue_of[i] = f"{base}{k}"
+            q = lines.get(ins.loc)  # (queue name, resource) of the statement
+            if q is None:
+                qname = f"{base}{len(lines) % nq}"
+                key = (ins.core, "DMA", qname)
+                rid = resources_get(key)
+                if rid is None:
+                    rid = resources[key] = len(res_keys)
+                    res_keys.append(key)
+                    orders.append([])
+                q = lines[ins.loc] = (qname, rid)
+            queue_of[i] = q[0]
+            rid = q[1]
+        else:
+            key = (ins.core, eng)
+            rid = resources_get(key)
+            if rid is None:
+                rid = resources[key] = len(res_keys)
+                res_keys.append(key)
+                orders.append([])
+        order = orders[rid]
+        pos_of[i] = len(order)
+        order.append(i)
+        rid_of[i] = rid
         if extra is not None:
             for j in extra.get(i, ()):
                 deps.setdefault(j, BUF)
@@ -857,7 +904,7 @@ class _Flow:
         self.rate = 0.0
         self.t0 = 0.0
         self.start = 0.0
-        self.version = 0
+        self.version = 0  # event number of the flow's pending completion event (-1: none)
         self.cost = cost  # > 0: fixed-duration record (collectives etc.), not sharing bandwidth
         self.proj = -1.0  # projected completion time of the pending completion event
 
@@ -922,7 +969,7 @@ def _schedule(
     dirty (it ran an instruction, or one of its window's instructions became ready).
 
     Per-resource state lives in parallel lists indexed by resource number (cheaper than attribute access in the
-    hot loop). The heap's instruction items (time, 2, instruction, version, resource) are unique, so the order in
+    hot loop). The heap's instruction items (time, 2, instruction, version) are unique, so the order in
     which dirty resources push them does not change the order in which they are popped."""
     from ..isa.dma import dma_cost
     from ..isa.tensor_engine import loadstationary_ns
@@ -948,41 +995,17 @@ def _schedule(
     timed = [False] * n  # start / end final (DMA: data moved)
     crit = [-1] * n  # the node whose completion (or occupancy) fixed each instruction's start
 
-    # ---- resources: one per (core, engine) and per (core, DMA queue)
+    # ---- resources: one per (core, engine) and per (core, DMA queue), numbered by build_graph
     DMA = Engine.DMA
     TENSOR = Engine.TENSOR
-    resources: dict[tuple, int] = {}
-    res_keys: list[tuple] = []
-    orders: list[list[int]] = []
+    res_keys = g.res_keys
+    orders = g.orders
     win = max(1, int(arch.reorder_window))
-    eng_of: list[Any] = [""] * total_nodes  # "" for virtual nodes
-    rid_of = [0] * n
-    pos_of = [0] * n  # position of each instruction in its resource's order
-    barrier_groups: dict[tuple, list[int]] = {}
-    barrier_count: dict[tuple, int] = {}
-    barrier_of: dict[int, tuple] = {}
-    resources_get = resources.get
-    for i, ins in enumerate(stream):
-        core = ins.core
-        eng = eng_of[i] = ins.engine
-        key = (core, "DMA", queue_of[i]) if eng == DMA else (core, eng)
-        rid = resources_get(key)
-        if rid is None:
-            rid = resources[key] = len(res_keys)
-            res_keys.append(key)
-            orders.append([])
-        order = orders[rid]
-        pos_of[i] = len(order)
-        order.append(i)
-        rid_of[i] = rid
-        if ins.opcode == "CORE_BARRIER":
-            cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
-            kk = (core, cores_l)
-            c = barrier_count.get(kk, 0)
-            barrier_count[kk] = c + 1
-            gk = (cores_l, c)
-            barrier_groups.setdefault(gk, []).append(i)
-            barrier_of[i] = gk
+    eng_of = g.engs
+    rid_of = g.rid_of
+    pos_of = g.pos_of  # position of each instruction in its resource's order
+    barrier_groups = g.barrier_groups
+    barrier_of = g.barrier_of
     nres = len(res_keys)
     olen = [len(o) for o in orders]
     heads = [0] * nres
@@ -1032,7 +1055,9 @@ def _schedule(
     dma_bytes = hbm_bytes = 0
     flops = pe_flops = 0
 
-    # heap items: (time, priority, tie, a, b); priority 0 = DMA completion, 1 = DMA data start, 2 = instruction
+    # heap items (time, priority, tie, a): priority 0 = DMA completion (tie: its event number, a: the flow; valid
+    # while the flow's `version` is that number), 1 = DMA data start (a: the instruction), 2 = instruction
+    # (tie: the instruction, a: its resource's version when pushed)
     heap: list[tuple] = []
     heappush = heapq.heappush
     heappop = heapq.heappop
@@ -1202,11 +1227,13 @@ def _schedule(
             f.rate = r
             te = t + (f.rem / r if r > 0 else (0.0 if f.rem <= 0 else math.inf))
             if abs(te - f.proj) > 1e-9 * max(1.0, te):
-                f.version += 1
                 f.proj = te
                 if te < math.inf:
                     seq += 1
-                    heappush(heap, (te, 0, seq, f, f.version))
+                    f.version = seq
+                    heappush(heap, (te, 0, seq, f))
+                else:
+                    f.version = -1
             return
         # several transfers: advance them and compute the max-min fair rates (`_waterfill`, inlined, with the
         # advance in the same pass), then reschedule in the domain's order
@@ -1257,11 +1284,13 @@ def _schedule(
             te = t + (f.rem / rate if rate > 0 else (0.0 if f.rem <= 0 else math.inf))
             if abs(te - f.proj) <= 1e-9 * max(1.0, te):
                 continue  # rate unchanged: the pending completion event still holds
-            f.version += 1
             f.proj = te
             if te < math.inf:
                 seq += 1
-                heappush(heap, (te, 0, seq, f, f.version))
+                f.version = seq
+                heappush(heap, (te, 0, seq, f))
+            else:
+                f.version = -1
 
     # ------------------------------------------------------------------ main loop
     inf = math.inf
@@ -1294,14 +1323,14 @@ def _schedule(
                         best_t = t
                         best_i = i
                 if best_i >= 0:
-                    heappush(heap, (best_t, 2, best_i, ver, rid))
+                    heappush(heap, (best_t, 2, best_i, ver))
             dirty.clear()
         if not heap:
             break
-        t, prio, i, a, b = heappop(heap)
+        t, prio, i, a = heappop(heap)
         if prio == 0:  # DMA data phase complete
             f = a
-            if b != f.version:
+            if i != f.version:  # superseded by a later completion event of the flow
                 continue
             i = f.i
             if timed[i]:
@@ -1328,7 +1357,7 @@ def _schedule(
                 if t > tj:
                     crit[j] = i
                 seq += 1
-                heappush(heap, (t if t > tj else tj, 1, seq, j, 0))
+                heappush(heap, (t if t > tj else tj, 1, seq, j))
             else:
                 qbusy[rid] = False
             finish_node(i)
@@ -1340,11 +1369,12 @@ def _schedule(
             flows_by_dom[f.dom].append(f)
             if f.cost > 0:
                 seq += 1
-                heappush(heap, (t + f.cost, 0, seq, f, f.version))
+                f.version = seq
+                heappush(heap, (t + f.cost, 0, seq, f))
             else:
                 reflow(f.dom, t)
             continue
-        rid = b
+        rid = rid_of[i]
         if a != versions[rid] or scheduled[i] or blocked[rid]:
             continue
         ins = stream[i]
@@ -1390,7 +1420,7 @@ def _schedule(
             else:
                 qbusy[rid] = True
                 seq += 1
-                heappush(heap, (t_issue + q_delay, 1, seq, i, 0))
+                heappush(heap, (t_issue + q_delay, 1, seq, i))
             nbytes = int(nb or 0)
             dma_bytes += nbytes
             if "hbm" in attrs.get("direction", ""):
