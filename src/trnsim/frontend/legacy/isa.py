@@ -155,7 +155,7 @@ def nc_matmul(
         out_dt = s.dtype
     if "double_row" in str(perf_mode or "") and len(s.shape) >= 3 and len(m.shape) >= 3:
         return _double_row_matmul(s, m, perf_mode, loc)
-    tile, dst = result_tile((s.free_size, m.free_size), out_dt, buffer=PSUM, overwritten=True)
+    tile, dst = result_tile((s.free_size, m.free_size), out_dt, buffer=PSUM, overwritten=True, loc=loc)
     tile.producer = _te.nc_matmul(
         dst,
         s,
@@ -217,10 +217,10 @@ def nc_transpose(
         sys.modules[__package__ + ".language"]._no_pe_transpose_when_allocated(
             "nisa.nc_transpose on the Tensor engine", loc
         )
-        tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True)
+        tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True, loc=loc)
         tile.producer = _te.nc_transpose_pe(dst, d, loc=loc, api="nisa.nc_transpose")
     else:
-        tile, dst = result_tile((f, p), dtype or d.dtype)
+        tile, dst = result_tile((f, p), dtype or d.dtype, loc=loc)
         tile.producer = _ve.nc_transpose_vector(dst, d, loc=loc, api="nisa.nc_transpose")
     return tile
 
@@ -244,7 +244,7 @@ def activation(
     minfo = mask_info(mask)
     d = operand(data, minfo)
     _hbm_error("activation", "data", d, loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, overwritten=True)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, overwritten=True, loc=loc)
     rr = _dst_arg(reduce_res, _part_minfo(minfo), "activation", "reduce_res", loc) if reduce_res is not None else None
     tile.producer = _se.activation(
         dst,
@@ -297,7 +297,7 @@ def tensor_tensor(
     a, b = operand(data1, minfo), operand(data2, minfo)
     _hbm_error("tensor_tensor", "data1", a, loc)
     _hbm_error("tensor_tensor", "data2", b, loc)
-    tile, dst = result_tile(tuple(data1.shape), dtype or default_binary_dtype(a, b), minfo, overwritten=True)
+    tile, dst = result_tile(tuple(data1.shape), dtype or default_binary_dtype(a, b), minfo, overwritten=True, loc=loc)
     tile.producer = _ve.tensor_tensor(dst, a, b, op, engine=_engine_name(engine), loc=loc, api="nisa.tensor_tensor")
     return tile
 
@@ -321,7 +321,7 @@ def tensor_scalar(
     minfo = mask_info(mask)
     d = operand(data, minfo)
     _hbm_error("tensor_scalar", "data", d, loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     o0 = operand(operand0, minfo) if is_tensorish(operand0) else operand0
     o1 = operand(operand1, minfo) if is_tensorish(operand1) else operand1
     tile.producer = _ve.tensor_scalar(
@@ -375,7 +375,7 @@ def tensor_reduce(
         shape = shape + (1,)
     pr = positional(minfo[0], len(data.shape))
     ranges = {0: pr[0]} if 0 in pr else {}
-    tile, dst = result_tile(shape, dtype or d.dtype, (ranges, []))
+    tile, dst = result_tile(shape, dtype or d.dtype, (ranges, []), loc=loc)
     tile.producer = _ve.tensor_reduce(
         dst, op, d, axes, negate=negate, keepdims=keepdims, loc=loc, api="nisa.tensor_reduce"
     )
@@ -390,7 +390,7 @@ def tensor_copy(
     minfo = mask_info(mask)
     s = operand(src, minfo)
     _hbm_error("tensor_copy", "src", s, loc)
-    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo, overwritten=True)
+    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo, overwritten=True, loc=loc)
     tile.producer = _ve.tensor_copy(dst, s, engine=_engine_name(engine), loc=loc, api="nisa.tensor_copy")
     return tile
 
@@ -401,7 +401,7 @@ def reciprocal(data: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any)
     minfo = mask_info(mask)
     d = operand(data, minfo)
     _hbm_error("reciprocal", "data", d, loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     tile.producer = _ve.reciprocal(dst, d, loc=loc, api="nisa.reciprocal")
     return tile
 
@@ -412,7 +412,7 @@ def memset(
     """New SBUF tile of `shape` filled with `value` (the first dimension is the partition dimension)."""
     loc = caller_location()
     minfo = mask_info(mask)
-    tile, dst = result_tile(tuple(int(s) for s in shape), dtype, minfo, overwritten=True)
+    tile, dst = result_tile(tuple(int(s) for s in shape), dtype, minfo, overwritten=True, loc=loc)
     tile.producer = _ve.memset(dst, value, engine=_engine_name(engine), loc=loc, api="nisa.memset")
     return tile
 
@@ -437,7 +437,7 @@ def iota(expr: Any, dtype: Any, *, mask: Any = None, **kwargs: Any) -> LegacyTen
     if len(shape) < 2:
         shape = (shape[0] if shape else 1, 1)
     minfo = mask_info(mask)
-    tile, dst = result_tile(shape, dtype, minfo)
+    tile, dst = result_tile(shape, dtype, minfo, loc=loc)
     vals = np.broadcast_to(vals, shape)
     r = positional(minfo[0], len(shape))
     if r:
@@ -469,10 +469,10 @@ def affine_select(
             "is inserted (as the legacy compiler does); copy to SBUF yourself to control which engine does it",
             loc,
         )
-        staged, sv = result_tile(tuple(t.shape), t.dtype)
+        staged, sv = result_tile(tuple(t.shape), t.dtype, loc=loc)
         _ve.tensor_copy(sv, t, loc=loc, api="nisa.affine_select(psum->sbuf)")
         t = staged
-    tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo)
+    tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo, loc=loc)
     rank = len(on_true_tile.shape)
     pvars = pred.variables()
     if isinstance(on_true_tile, LazyAccess):  # the predicate's variables sit where the subscript puts them
@@ -571,7 +571,7 @@ def dma_transpose(src: Any, *, axes: Any = None, mask: Any = None, dtype: Any = 
             f"nisa.dma_transpose: unsupported rank {len(s.shape)}", code="err_exceed_max_supported_dimension", loc=loc
         )
     shape = tuple(s.shape[a] for a in ax)
-    tile, dst = result_tile(shape, dtype or s.dtype)
+    tile, dst = result_tile(shape, dtype or s.dtype, loc=loc)
     tile.producer = _dma.dma_transpose(dst, s, axes=ax, loc=loc, api="nisa.dma_transpose")
     return tile
 
@@ -704,7 +704,7 @@ def tensor_scalar_reduce(
             loc=loc,
         )
     rr = _dst_arg(reduce_res, _part_minfo(minfo), api, "reduce_res", loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     tile.producer = _ve.tensor_scalar_reduce(
         dst,
         d,
@@ -738,7 +738,7 @@ def tensor_tensor_scan(
     minfo = mask_info(mask)
     a = _tile_arg(data0, minfo, api, "data0", loc)
     b = _tile_arg(data1, minfo, api, "data1", loc)
-    tile, dst = result_tile(tuple(data0.shape), dtype or default_binary_dtype(a, b), minfo)
+    tile, dst = result_tile(tuple(data0.shape), dtype or default_binary_dtype(a, b), minfo, loc=loc)
     tile.producer = _ve.tensor_tensor_scan(
         dst,
         a,
@@ -773,7 +773,7 @@ def scalar_tensor_tensor(
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, api, "data", loc)
     o1 = _tile_arg(operand1, minfo, api, "operand1", loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     tile.producer = _ve.scalar_tensor_tensor(
         dst,
         d,
@@ -794,7 +794,7 @@ def bn_stats(data: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -
     loc = caller_location()
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, "bn_stats", "data", loc)
-    tile, dst = result_tile((data.shape[0], 6), dtype or d.dtype, _part_minfo(minfo))
+    tile, dst = result_tile((data.shape[0], 6), dtype or d.dtype, _part_minfo(minfo), loc=loc)
     tile.producer = _ve.bn_stats(dst, d, loc=loc, api="nisa.bn_stats")
     return tile
 
@@ -804,7 +804,7 @@ def bn_aggr(data: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) ->
     loc = caller_location()
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, "bn_aggr", "data", loc)
-    tile, dst = result_tile((data.shape[0], 2), dtype or d.dtype, _part_minfo(minfo))
+    tile, dst = result_tile((data.shape[0], 2), dtype or d.dtype, _part_minfo(minfo), loc=loc)
     tile.producer = _ve.bn_aggr(dst, d, loc=loc, api="nisa.bn_aggr")
     return tile
 
@@ -814,7 +814,7 @@ def dropout(data: Any, prob: Any, *, mask: Any = None, dtype: Any = None, **kwar
     loc = caller_location()
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, "dropout", "data", loc)
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     tile.producer = _ve.dropout(dst, d, _scalar_or_tile(prob, _part_minfo(minfo)), loc=loc, api="nisa.dropout")
     return tile
 
@@ -878,7 +878,7 @@ def range_select(
     b0 = _tile_arg(bound0, pm, api, "bound0", loc)
     b1 = _tile_arg(bound1, pm, api, "bound1", loc)
     rr = _dst_arg(reduce_res, pm, api, "reduce_res", loc) if reduce_res is not None else None
-    tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo)
+    tile, dst = result_tile(tuple(on_true_tile.shape), dtype or t.dtype, minfo, loc=loc)
     tile.producer = _ve.range_select(
         dst,
         t,
@@ -902,7 +902,7 @@ def max8(*, src: Any, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
     loc = caller_location()
     minfo = mask_info(mask)
     s = _tile_arg(src, minfo, "max8", "src", loc)
-    tile, dst = result_tile((src.shape[0], 8), dtype or s.dtype, _part_minfo(minfo))
+    tile, dst = result_tile((src.shape[0], 8), dtype or s.dtype, _part_minfo(minfo), loc=loc)
     tile.producer = _ve.max8(dst, s, loc=loc, api="nisa.max8")
     return tile
 
@@ -914,7 +914,7 @@ def nc_find_index8(*, data: Any, vals: Any, mask: Any = None, dtype: Any = None,
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, api, "data", loc)
     v = _tile_arg(vals, _part_minfo(minfo), api, "vals", loc)
-    tile, dst = result_tile((data.shape[0], 8), dtype or _dt.uint32, _part_minfo(minfo))
+    tile, dst = result_tile((data.shape[0], 8), dtype or _dt.uint32, _part_minfo(minfo), loc=loc)
     tile.producer = _ve.nc_find_index8(dst, d, v, loc=loc, api=f"nisa.{api}")
     return tile
 
@@ -930,7 +930,7 @@ def nc_match_replace8(
     d = _tile_arg(data, minfo, api, "data", loc)
     v = _tile_arg(vals, pm, api, "vals", loc)
     di = _dst_arg(dst_idx, pm, api, "dst_idx", loc) if dst_idx is not None else None
-    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo)
+    tile, dst = result_tile(tuple(data.shape), dtype or d.dtype, minfo, loc=loc)
     tile.producer = _ve.nc_match_replace8(dst, d, v, imm, dst_idx=di, loc=loc, api=f"nisa.{api}")
     return tile
 
@@ -973,7 +973,7 @@ def tensor_copy_dynamic_src(
     api = "tensor_copy_dynamic_src"
     minfo = mask_info(mask)
     s = _tile_arg(src, minfo, api, "src", loc)
-    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo)
+    tile, dst = result_tile(tuple(src.shape), dtype or s.dtype, minfo, loc=loc)
     tile.producer = _ve.tensor_copy_dynamic_src(
         dst, s, offsets=_dynamic_offsets(src), engine=_engine_name(engine), loc=loc, api=f"nisa.{api}"
     )
@@ -1004,7 +1004,7 @@ def tensor_partition_reduce(op: Any, data: Any, *, mask: Any = None, dtype: Any 
     minfo = mask_info(mask)
     d = _tile_arg(data, minfo, "tensor_partition_reduce", "data", loc)
     shape = (1,) + tuple(data.shape[1:])
-    tile, dst = result_tile(shape, dtype or d.dtype, _axes_minfo(minfo, range(1, len(shape))))
+    tile, dst = result_tile(shape, dtype or d.dtype, _axes_minfo(minfo, range(1, len(shape))), loc=loc)
     tile.producer = _gp.tensor_partition_reduce(dst, op, d, loc=loc, api="nisa.tensor_partition_reduce")
     return tile
 
@@ -1029,7 +1029,7 @@ def local_gather(src_buffer: Any, index: Any, num_elem_per_idx: int = 1, num_val
     e = num_elem_per_idx
     valid = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (nv, e))
     shape = (s.partitions, int(nv)) + ((int(e),) if valid and e != 1 else ()) if valid else (s.partitions, 1)
-    tile, dst = result_tile(shape, s.dtype)
+    tile, dst = result_tile(shape, s.dtype, loc=loc)
     tile.producer = _gp.local_gather(dst, s, ix, e, num_valid_indices, loc=loc, api=f"nisa.{api}")
     return tile
 
@@ -1039,7 +1039,7 @@ def sequence_bounds(*, segment_ids: Any, dtype: Any = None) -> LegacyTensor:
     loc = caller_location()
     api = "sequence_bounds"
     s = _tile_arg(segment_ids, NO_MASK, api, "segment_ids", loc)
-    tile, dst = result_tile((s.shape[0], 2) + tuple(s.shape[1:]), dtype or s.dtype)
+    tile, dst = result_tile((s.shape[0], 2) + tuple(s.shape[1:]), dtype or s.dtype, loc=loc)
     tile.producer = _gp.sequence_bounds(dst, s, loc=loc, api=f"nisa.{api}")
     return tile
 

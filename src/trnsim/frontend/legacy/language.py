@@ -269,7 +269,7 @@ def load(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
     _require_buffer(src, ("hbm",), "load", "src", loc)
     minfo = mask_info(mask)
     shape = tuple(src.shape)
-    tile, dst = result_tile(shape, dtype or src.dtype, minfo, overwritten=True)
+    tile, dst = result_tile(shape, dtype or src.dtype, minfo, overwritten=True, loc=loc)
     s = operand(src, minfo)
     instr = dma.dma_copy(dst, s, loc=loc, api="nl.load")
     tile.producer = instr
@@ -288,7 +288,7 @@ def store(dst: Any, value: Any, *, mask: Any = None, **kwargs: Any) -> None:
             "nl.store: value must be a tile", code="err_invalid_operand", values={"value": value}, loc=loc
         )
     if v.storage.buffer.kind == "psum":
-        tmp, tv = result_tile(tuple(v.shape), v.dtype)
+        tmp, tv = result_tile(tuple(v.shape), v.dtype, loc=loc)
         vector_engine.tensor_copy(tv, v, loc=loc, api="nl.store(psum->sbuf)")
         v = tmp
     if v.storage.buffer.kind == "hbm":
@@ -327,7 +327,7 @@ def load_transpose2d(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs:
         raise NkiValidationError(
             f"nl.load_transpose2d needs a 2-D source, got {s.shape}", code="err_exceed_max_supported_dimension", loc=loc
         )
-    tile, dst = result_tile((s.shape[1], s.shape[0]), dtype or s.dtype)
+    tile, dst = result_tile((s.shape[1], s.shape[0]), dtype or s.dtype, loc=loc)
     tile.producer = dma.dma_transpose(dst, s, axes=(1, 0), loc=loc, api="nl.load_transpose2d")
     return tile
 
@@ -341,7 +341,7 @@ def copy(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> Leg
         raise NkiValidationError(
             "nl.copy: source must be on chip (use nl.load for HBM)", code="err_unsupported_memory", loc=loc
         )
-    tile, dst = result_tile(tuple(src.shape), dtype or src.dtype, minfo, overwritten=True)
+    tile, dst = result_tile(tuple(src.shape), dtype or src.dtype, minfo, overwritten=True, loc=loc)
     tile.producer = vector_engine.tensor_copy(dst, s, loc=loc, api="nl.copy")
     return tile
 
@@ -365,7 +365,7 @@ def broadcast_to(src: Any, *, shape: Any, **kwargs: Any) -> LegacyTensor:
             values={"src": tuple(s.shape), "shape": shape},
             loc=loc,
         )
-    tile, dst = result_tile(shape, s.dtype)
+    tile, dst = result_tile(shape, s.dtype, loc=loc)
     tile.producer = vector_engine.tensor_tensor(
         dst, s, s, "bypass", allow_broadcast=True, loc=loc, api="nl.broadcast_to"
     )
@@ -642,12 +642,12 @@ def sin(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> Any:
         return math.sin(x)
     minfo = mask_info(mask)
     xo = operand(x, minfo)
-    red, rv = result_tile(tuple(x.shape), _dt.float32, minfo)
+    red, rv = result_tile(tuple(x.shape), _dt.float32, minfo, loc=loc)
     vector_engine.tensor_scalar(
         rv, xo, "add", float(np.pi), op1="mod", operand1=float(2 * np.pi), loc=loc, api="nl.sin"
     )
     vector_engine.tensor_scalar(rv, rv, "subtract", float(np.pi), loc=loc, api="nl.sin")
-    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo, loc=loc)
     tile.producer = scalar_engine.activation(dst, "sin", rv, loc=loc, api="nl.sin")
     return tile
 
@@ -733,9 +733,9 @@ def mean(x: Any, axis: Any, *, dtype: Any = None, mask: Any = None, keepdims: bo
     """Mean over free axes: fp32 sum (tensor_reduce), then a scale by 1/count (tensor_scalar)."""
     loc = caller_location()
     xo, axes, shape, rinfo = _reduce_setup(x, axis, mask, keepdims, "mean", loc)
-    _, s = result_tile(shape, _dt.float32, rinfo)
+    _, s = result_tile(shape, _dt.float32, rinfo, loc=loc)
     vector_engine.tensor_reduce(s, "add", xo, axes, keepdims=keepdims, loc=loc, api="nl.mean")
-    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo)
+    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo, loc=loc)
     tile.producer = vector_engine.tensor_scalar(dst, s, "multiply", 1.0 / _count(xo, axes), loc=loc, api="nl.mean")
     return tile
 
@@ -746,19 +746,19 @@ def var(x: Any, axis: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any
     keepdims = builtins.bool(kwargs.get("keepdims", False))
     xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "var", loc)
     n = _count(xo, axes)
-    _, m = result_tile(kshape, _dt.float32, kinfo)
+    _, m = result_tile(kshape, _dt.float32, kinfo, loc=loc)
     vector_engine.tensor_reduce(m, "add", xo, axes, keepdims=True, loc=loc, api="nl.var")
     vector_engine.tensor_scalar(m, m, "multiply", 1.0 / n, loc=loc, api="nl.var")
-    centered, cv = result_tile(tuple(xo.shape), _dt.float32)
+    centered, cv = result_tile(tuple(xo.shape), _dt.float32, loc=loc)
     if m.free_size == 1:
         vector_engine.tensor_scalar(cv, xo, "subtract", m, loc=loc, api="nl.var")
     else:
         vector_engine.tensor_tensor(cv, xo, m, "subtract", allow_broadcast=True, loc=loc, api="nl.var")
     scalar_engine.activation(cv, "square", cv, loc=loc, api="nl.var")
     _, _, shape, rinfo = _reduce_setup(x, axis, mask, keepdims, "var", loc)
-    _, ss = result_tile(shape, _dt.float32, rinfo)
+    _, ss = result_tile(shape, _dt.float32, rinfo, loc=loc)
     vector_engine.tensor_reduce(ss, "add", centered, axes, keepdims=keepdims, loc=loc, api="nl.var")
-    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo)
+    tile, dst = result_tile(shape, _float_default(dtype, x), rinfo, loc=loc)
     tile.producer = vector_engine.tensor_scalar(dst, ss, "multiply", 1.0 / n, loc=loc, api="nl.var")
     return tile
 
@@ -776,7 +776,7 @@ def where(condition: Any, x: Any, y: Any, *, dtype: Any = None, mask: Any = None
     out_dt = dtype or (
         default_binary_dtype(*tiles) if len(tiles) == 2 else tiles[0].dtype if tiles else default_binary_dtype(x, y)
     )
-    tile, dst = result_tile(shape, out_dt, minfo)
+    tile, dst = result_tile(shape, out_dt, minfo, loc=loc)
     c = pad_rank(operand(condition, minfo), len(shape))
     xo, yo = pad_rank(operand(x, minfo), len(shape)), pad_rank(operand(y, minfo), len(shape))
     tile.producer = vector_engine.select(dst, c, xo, yo, loc=loc, api="nl.where")
@@ -834,14 +834,14 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
         _no_pe_transpose_when_allocated("nl.matmul(transpose_x=False) transposes x on the Tensor engine", loc)
         # x is [M, K]: transpose it on the PE array first (as the compiler does).
         m, k = xo.shape[0], xo.free_size
-        xt_psum, xtp = result_tile((k, m), _dt.float32, buffer=PSUM)
+        xt_psum, xtp = result_tile((k, m), _dt.float32, buffer=PSUM, loc=loc)
         tensor_engine.nc_transpose_pe(xtp, xo, loc=loc, api="nl.matmul(transpose)")
-        xt, xtv = result_tile((k, m), xo.dtype)
+        xt, xtv = result_tile((k, m), xo.dtype, loc=loc)
         vector_engine.tensor_copy(xtv, xt_psum, loc=loc, api="nl.matmul(transpose)")
         xo = xt
     m = xo.free_size
     n = yo.free_size
-    tile, dst = result_tile((m, n), _dt.float32, buffer=PSUM)
+    tile, dst = result_tile((m, n), _dt.float32, buffer=PSUM, loc=loc)
     tile.producer = tensor_engine.nc_matmul(dst, xo, yo, accumulate=False, loc=loc, api="nl.matmul")
     return tile
 
@@ -864,7 +864,7 @@ def transpose(x: Any, *, dtype: Any = None, mask: Any = None, **kwargs: Any) -> 
             values={"x": tuple(xo.shape)},
             loc=loc,
         )
-    tile, dst = result_tile((f, p), dtype or xo.dtype, buffer=PSUM)
+    tile, dst = result_tile((f, p), dtype or xo.dtype, buffer=PSUM, loc=loc)
     tile.producer = tensor_engine.nc_transpose_pe(dst, xo, loc=loc, api="nl.transpose")
     return tile
 
@@ -1011,7 +1011,7 @@ def rand(shape: Any, dtype: Any = np.float32, **kwargs: Any) -> LegacyTensor:
     """New SBUF tile of uniform random values in [0, 1) (Vector-engine random number generator)."""
     loc = caller_location()
     shp, _ = _split_shape(shape)
-    tile, dst = result_tile(shp, dtype)
+    tile, dst = result_tile(shp, dtype, loc=loc)
     tile.producer = vector_engine.random_uniform(dst, loc=loc, api="nl.rand")
     return tile
 
@@ -1035,7 +1035,7 @@ def dropout(x: Any, rate: Any, *, dtype: Any = None, mask: Any = None, **kwargs:
     minfo = mask_info(mask)
     xo = operand(x, minfo)
     r = operand(rate, minfo) if is_tensorish(rate) else rate
-    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo, loc=loc)
     tile.producer = vector_engine.dropout(dst, xo, r, loc=loc, api="nl.dropout")
     return tile
 
@@ -1100,7 +1100,7 @@ def gather_flattened(data: Any, indices: Any, *, mask: Any = None, dtype: Any = 
     prange = {0: pr[0]} if 0 in pr else {}
     d = operand(data, (prange, []))  # a mask restricts partitions of data, never its flattened row
     ix = operand(indices, minfo)
-    tile, dst = result_tile(tuple(indices.shape), dtype or data.dtype, minfo)
+    tile, dst = result_tile(tuple(indices.shape), dtype or data.dtype, minfo, loc=loc)
     tile.producer = gpsimd_engine.nc_n_gather(dst, d, ix, loc=loc, api="nl.gather_flattened")
     return tile
 
@@ -1123,10 +1123,10 @@ def softmax(
     api = "nl.softmax"
     xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "softmax", loc)
     cdt = compute_dtype or dtype or _dt.float32
-    _, negmax = result_tile(kshape, _dt.float32, kinfo)
+    _, negmax = result_tile(kshape, _dt.float32, kinfo, loc=loc)
     vector_engine.tensor_reduce(negmax, "maximum", xo, axes, negate=True, keepdims=True, loc=loc, api=api)
-    _, e = result_tile(tuple(xo.shape), cdt)
-    _, total = result_tile(kshape, _dt.float32, kinfo)
+    _, e = result_tile(tuple(xo.shape), cdt, loc=loc)
+    _, total = result_tile(kshape, _dt.float32, kinfo, loc=loc)
     if negmax.free_size == 1:
         scalar_engine.activation(
             e, "exp", xo, bias=negmax, reduce_op="add", reduce_res=total, reduce_cmd="reset_reduce", loc=loc, api=api
@@ -1136,7 +1136,7 @@ def softmax(
         scalar_engine.activation(e, "exp", e, loc=loc, api=api)
         vector_engine.tensor_reduce(total, "add", e, axes, keepdims=True, loc=loc, api=api)
     vector_engine.reciprocal(total, total, loc=loc, api=api)
-    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, mask_info(mask))
+    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, mask_info(mask), loc=loc)
     tile.producer = _mul_by(dst, e, total, loc, api)
     return tile
 
@@ -1161,15 +1161,15 @@ def rms_norm(
     minfo = mask_info(mask)
     xo, axes, kshape, kinfo = _reduce_setup(x, axis, mask, True, "rms_norm", loc)
     cdt = compute_dtype or dtype or _dt.float32
-    _, sq = result_tile(tuple(xo.shape), _dt.float32)
+    _, sq = result_tile(tuple(xo.shape), _dt.float32, loc=loc)
     scalar_engine.activation(sq, "square", xo, loc=loc, api=api)
-    _, ms = result_tile(kshape, _dt.float32, kinfo)
+    _, ms = result_tile(kshape, _dt.float32, kinfo, loc=loc)
     vector_engine.tensor_reduce(ms, "add", sq, axes, keepdims=True, loc=loc, api=api)
     vector_engine.tensor_scalar(ms, ms, "multiply", 1.0 / float(n), op1="add", operand1=float(epsilon), loc=loc, api=api)
     scalar_engine.activation(ms, "rsqrt", ms, loc=loc, api=api)
-    _, y = result_tile(tuple(xo.shape), cdt)
+    _, y = result_tile(tuple(xo.shape), cdt, loc=loc)
     _mul_by(y, xo, ms, loc, api)
-    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or compute_dtype or x.dtype, minfo, loc=loc)
     wo = operand(w, minfo) if is_tensorish(w) else w
     if isinstance(wo, Tensor) and tuple(wo.shape) != tuple(dst.shape):
         full_shape(wo, dst)  # NumPy broadcasting rules (raises err_shape_mismatch)
@@ -1209,7 +1209,7 @@ def loop_reduce(x: Any, op: Any, loop_indices: Any, *, dtype: Any = None, mask: 
         )
     minfo = mask_info(mask)
     shape = full_shape(acc, x)
-    tile, dst = result_tile(shape, dtype or x.dtype, minfo)
+    tile, dst = result_tile(shape, dtype or x.dtype, minfo, loc=loc)
     a, xo = operand(acc, minfo), operand(x, minfo)
     if minfo != NO_MASK:  # outside the mask the accumulator keeps its value
         vector_engine.tensor_copy(tile, operand(acc), loc=loc, api=api)
@@ -1319,7 +1319,7 @@ def all_reduce(
             )
     minfo = mask_info(mask)
     xo = operand(x, minfo)
-    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo)
+    tile, dst = result_tile(tuple(x.shape), dtype or x.dtype, minfo, loc=loc)
     pid = tuple(run.program_id) if grid else ()
     group = [
         q
