@@ -204,6 +204,10 @@ class LegacyTensor(Tensor):
 
     # ----------------------------------------------------------------- subscripts
     def __getitem__(self, key: Any) -> Any:
+        if key is Ellipsis and self.index is None:  # `t[...]`: the same view (its box and signature carry over)
+            t = self.same_kind(self.storage, self.array, self.wmask)
+            t._off, t._reg, t._sig = self._off, self._reg, self._sig
+            return t
         if type(key) is tuple:  # the common subscript of plain slices and ints skips the general analysis below
             for k in key:
                 tk = type(k)
