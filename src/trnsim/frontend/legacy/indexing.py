@@ -61,13 +61,26 @@ def _is_int(x: Any) -> bool:
 class IndexExpr:
     """Affine combination of index variables (what nl.arange / nl.mgrid arithmetic produces)."""
 
-    __slots__ = ("terms", "const", "ndim")
+    __slots__ = ("terms", "const", "ndim", "_structure")
     __array_priority__ = 1000  # make NumPy scalars defer to our operators
 
     def __init__(self, terms: dict[IndexVar, int], const: int, ndim: int) -> None:
         self.terms = terms
         self.const = const
         self.ndim = ndim
+        self._structure: tuple | None = None  # see `structure`
+
+    def structure(self) -> tuple:
+        """What a subscript's resolution depends on (constant, rank, each variable's axis/start/step/size/rank and
+        coefficient), kept with the expression: expressions are never modified after they are made."""
+        s = self._structure
+        if s is None:
+            s = self._structure = (
+                self.const,
+                self.ndim,
+                tuple([(v.axis, v.start, v.step, v.size, v.ndim, c) for v, c in self.terms.items()]),
+            )
+        return s
 
     @staticmethod
     def of(var: IndexVar) -> IndexExpr:

@@ -898,20 +898,20 @@ def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tu
     if rest or not base.is_whole():
         return None
     parts: list[Any] = []
-    order: dict[IndexVar, int] = {}  # the subscript's variables, numbered by first appearance
     for k in key:
-        if isinstance(k, IndexExpr):
-            for v in k.terms:
-                order.setdefault(v, len(order))
-            parts.append(
-                (k.const, k.ndim, tuple([(v.axis, v.start, v.step, v.size, v.ndim, c) for v, c in k.terms.items()]))
-            )
+        if type(k) is IndexExpr:
+            parts.append(k.structure())
         elif k is None or type(k) is int:
             parts.append(k)
         else:
             return None
     box: tuple = ()
     if ranges:  # a mask variable is identified by its place in the subscript; others are not cached
+        order: dict[IndexVar, int] = {}  # the subscript's variables, numbered by first appearance
+        for k in key:
+            if type(k) is IndexExpr:
+                for v in k.terms:
+                    order.setdefault(v, len(order))
         sig = []
         for v, r in ranges.items():
             if isinstance(v, IndexVar):
