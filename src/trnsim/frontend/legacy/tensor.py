@@ -208,14 +208,19 @@ class LegacyTensor(Tensor):
             t = self.same_kind(self.storage, self.array, self.wmask)
             t._off, t._reg, t._sig = self._off, self._reg, self._sig
             return t
-        if type(key) is tuple:  # the common subscript of plain slices and ints skips the general analysis below
-            for k in key:
+        if type(key) is tuple:  # the common subscripts skip the general analysis below:
+            for k in key:  # plain slices and ints
                 tk = type(k)
                 if tk is not slice and tk is not int:
                     break
             else:
                 _check_basic(self.shape, key, self.storage.name)
                 return self.basic_view(_keep_free_dims(self, key))
+            for k in key:  # affine index expressions only (no rule of _check_advanced_key can apply)
+                if type(k) is not IndexExpr:
+                    break
+            else:
+                return LazyAccess(self, key)
         key = _normalize_key(key, self.ndim)
         if any(isinstance(k, (_ADVANCED, Tensor, LazyAccess, Predicate)) for k in key):
             _check_advanced_key(key, self.storage.name, self.storage.buffer.on_chip)
