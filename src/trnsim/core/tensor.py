@@ -158,10 +158,13 @@ class Tensor:
 
     def broadcast(self, shape: tuple[int, ...]) -> Tensor:
         shape = tuple(shape)
-        arr = _broadcast_view(self.array, shape, self.mem.data, self._off)
+        off = self._off
+        if off is None and self.array is self.mem.data:
+            off = 0
+        arr = _broadcast_view(self.array, shape, self.mem.data, off)
         wm = np.broadcast_to(self.wmask, shape) if self.wmask is not None else None
         t = self.same_kind(self.storage, arr, wm)
-        t._off = self._off
+        t._off = off
         return t
 
     def indirect(self, index: tuple[np.ndarray, ...]) -> Tensor:
