@@ -737,8 +737,29 @@ class AccessPlan:
         return out
 
 
+#: plans of subscripts made only of index expressions, by their variables (a plan depends on nothing else)
+_PLANS: dict[tuple, AccessPlan] = {}
+
+
 def access_plan(key: tuple) -> AccessPlan:
-    """Where the index variables of subscript `key` sit (see `_var_axes` and `_grid_layout`)."""
+    """Where the index variables of subscript `key` sit (see `_var_axes` and `_grid_layout`). Plans are read-only;
+    subscripts of index expressions only share one plan per tuple of (variables, rank) of their expressions, all
+    a plan depends on (IndexVar objects are immutable and compare by identity)."""
+    ck: tuple | None = None
+    if key and all(type(k) is IndexExpr for k in key):
+        ck = tuple([(tuple(k.terms), k.ndim) for k in key])
+        plan = _PLANS.get(ck)
+        if plan is not None:
+            return plan
+    plan = _make_plan(key)
+    if ck is not None:
+        if len(_PLANS) >= 20_000:
+            _PLANS.clear()
+        _PLANS[ck] = plan
+    return plan
+
+
+def _make_plan(key: tuple) -> AccessPlan:
     nd = len(key)
     fast: dict[IndexVar, int] = {}
     for a, k in enumerate(key):  # the common case first: t[ip, jf], one variable per axis of one grid, in order
