@@ -57,7 +57,8 @@ def _fresh(value: Any, run) -> bool:
     )
 
 
-def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc) -> None:
+def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc=None) -> None:
+    """`loc` None: the kernel line is looked up only if the shapes do not fit (from the same call stack)."""
     ds, ss = tuple(dst.shape), tuple(src_shape)
     if ds == ss or int(math.prod(ds)) == int(math.prod(ss)) and len(ds) != len(ss):
         return
@@ -71,7 +72,7 @@ def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc) -> None:
             f"the destination is allowed)",
             code="err_store_dst_shape_smaller_than_other_shape",
             values={"dst": ds, "value": ss},
-            loc=loc,
+            loc=loc or caller_location(),
         )
 
 
@@ -101,31 +102,30 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     ):
         # `t[...] = fresh result` of the same shape: what the general path below does (the destination and the
         # source are the whole tiles, no subscript to resolve, no mask, shapes match), without its analysis
-        if _take_over(target, value, value, run, None):
+        if _take_over(target, value, value, run):
             return
-    loc = caller_location()
     blocks = _several_blocks(target, key)
     if blocks is not None:
-        _assign_blocks(blocks, value, loc)
+        _assign_blocks(blocks, value, caller_location())
         return
     if not isinstance(value, (Tensor, LazyAccess)):
         from . import isa as nisa_legacy
 
         dst = _dst_view(target, key, NO_MASK)
-        nisa_legacy._memset_into(dst, value, loc)
+        nisa_legacy._memset_into(dst, value, caller_location())
         return
-    _no_dynamic_on_chip_copy(target, key, value, loc)
+    _no_dynamic_on_chip_copy(target, key, value)
     minfo = getattr(value, "valid", None) or NO_MASK
     dst = _dst_view(target, key, minfo)
     if isinstance(value, Tensor) and _fresh(value, run):
-        if _take_over(dst, operand(value, minfo), value, run, loc):
+        if _take_over(dst, operand(value, minfo), value, run, check_shapes=True):
             return
-    _copy(dst, value, loc)
+    _copy(dst, value, caller_location())
 
 
-def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, loc) -> bool:
+def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, check_shapes: bool = False) -> bool:
     """Retarget the fresh `value`'s instruction to write `dst` (`src`: the value's part to assign); False when its
-    engine cannot write dst's memory (the caller then copies). `loc` None: the caller knows the shapes match."""
+    engine cannot write dst's memory (the caller then copies). `check_shapes` False: the caller knows the shapes match."""
     prod = value.producer
     src_engine = prod.engine
     buf = dst.storage.buffer
@@ -138,8 +138,8 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, loc) -> bool:
         ok_target = buf.kind != "hbm"  # (= buf.on_chip)
     if not ok_target:
         return False
-    if loc is not None:
-        _check_shapes(dst, src.shape, loc)
+    if check_shapes:
+        _check_shapes(dst, src.shape)
     if run.numerics:  # (timing-only runs read no values)
         raw = value.raw
         vals = src.read() if raw is None else raw
@@ -168,7 +168,7 @@ def _dynamic_key(key: tuple) -> bool:
     return any(isinstance(k, (Tensor, LazyAccess, DynamicIndex)) for k in key)
 
 
-def _no_dynamic_on_chip_copy(target: LegacyTensor, key: tuple, value: Any, loc) -> None:
+def _no_dynamic_on_chip_copy(target: LegacyTensor, key: tuple, value: Any) -> None:
     """A plain assignment between on-chip tiles cannot use runtime (tile-valued) indices on either side (only DMA
     to / from HBM can); the ISA has tensor_copy_dynamic_src / _dst for that."""
     if not target.storage.buffer.on_chip or not value.storage.buffer.on_chip:
@@ -182,7 +182,7 @@ def _no_dynamic_on_chip_copy(target: LegacyTensor, key: tuple, value: Any, loc) 
             f"{'from' if src_dyn else 'into'} '{(value if src_dyn else target).storage.name}' by assignment",
             code="err_copy_dynamic_indirect_indices_not_natively_supported",
             values={"dst": target.storage.name, "src": value.storage.name},
-            loc=loc,
+            loc=caller_location(),
             hint=f"use {api}(...) for on-chip copies at runtime offsets",
         )
 
@@ -266,7 +266,6 @@ def _clear_done(value: Any) -> None:
 def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
     """`base[key] op= value`; returns the object Python rebinds (the view, flagged as done)."""
     run = current()
-    loc = caller_location()
     if len(key) == 1 and key[0] is Ellipsis:  # not `==`: index expressions compare lazily
         key = ()
     if isinstance(value, DeadTile):
@@ -282,7 +281,7 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         prod = value.producer
         dst = _dst_view(base, key, minfo)
         src = operand(value, minfo)
-        _check_shapes(dst, src.shape, loc)
+        _check_shapes(dst, src.shape)
         if run.numerics:
             vals = src.read_fp32().reshape(dst.shape)
             out = dst.direct_fp32()
