@@ -121,6 +121,7 @@ class Storage:
         "tf32",
         "__weakref__",
         "new_mem",
+        "sig_kind",
     )
 
     def __init__(
@@ -162,6 +163,7 @@ class Storage:
         self.is_param = False
         self.is_output = False
         self.tf32 = False
+        self.sig_kind: tuple | None = None  # what operand check signatures take from the storage (isa.common)
 
     def take_mem(self) -> Mem:
         """Hand the freshly allocated arrays to their first tensor (the storage keeps only a weak ref)."""

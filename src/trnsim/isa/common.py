@@ -292,8 +292,11 @@ def check_key(tag: str, statics: tuple, *operands: Any) -> tuple | None:
             if sig is None:
                 a = t.array
                 st = t.storage
-                # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
-                sig = (type(t), st.buffer.kind, a.shape, a.strides, a.dtype, st.dtype, st.tf32, st.nblocks, st.row_bytes)
+                kind = st.sig_kind
+                if kind is None:
+                    # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
+                    kind = st.sig_kind = (st.buffer.kind, st.dtype, st.tf32, st.nblocks, st.row_bytes)
+                sig = (type(t), kind, a.shape, a.strides, a.dtype)
                 # a view's array and its storage's fields do not change, so the summary is kept with the view,
                 # as a small number standing for it (cheaper to hash in the key than the tuple)
                 n = _SIGS.get(sig)
