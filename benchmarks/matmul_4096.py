@@ -36,7 +36,9 @@ def run(size: int = 4096, repeats: int = 3, seed: int = 0) -> Result:
         "BLAS threads: the NumPy baseline uses NumPy's default BLAS threading (all cores); the simulator runs its "
         "Tensor-engine tile matmuls on one BLAS thread during a launch (trnsim.core.memory.single_threaded_blas: "
         "tiles are too small to gain from threads), so on an idle multi-core machine the wall-clock ratio is higher "
-        "than the CPU-time ratio"
+        "than the CPU-time ratio; TRNSIM_BLAS_THREADS=2 lets the tile matmuls use both cores: on this machine, idle, "
+        "2.1-2.2 s wall instead of 2.5-2.6 s, at nearly twice the CPU time (OpenBLAS's second thread spins between "
+        "the small calls), so it is not the default"
     )
     res.notes.append(
         "tried and measured on this machine (2026-11-26), no gain, not kept: (1) the Tensor-engine products on a "
