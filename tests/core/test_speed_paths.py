@@ -261,3 +261,70 @@ def test_broadcast_views_built_on_the_storage_match_numpy():
     assert checked == 2000
     with pytest.raises(ValueError):
         whole.basic_view((slice(0, 2),)).broadcast((3, 8, 5))
+
+
+def test_resolution_moved_to_other_constants_equals_a_fresh_resolution():
+    """A cached resolution of `t[c0 + a*i, c1 + b*j]` is moved to other constants by shifting its start; the view
+    (shape, strides, data pointer, written-state view, box) must equal resolving the subscript from scratch, for
+    random grids, coefficients, constants and mask boxes, and out-of-range constants must still raise."""
+    import random
+    import sys
+
+    from trnsim.core.context import Run, activate
+    from trnsim.core.errors import NkiIndexError
+    from trnsim.core.memory import SBUF, allocate
+    from trnsim.frontend.legacy.indexing import MaskRanges
+    from trnsim.frontend.legacy.tensor import LegacyTensor
+
+    tmod = sys.modules["trnsim.frontend.legacy.tensor"]
+    rnd = random.Random(7)
+
+    def resolve(base, key, ranges):
+        return tmod.resolve_access(base, key, ranges, [])[0]
+
+    checked = raised = 0
+    with activate(Run("trn2")):
+        for _ in range(300):
+            rows, cols = rnd.choice([(128, 96), (64, 200), (128, 512)])
+            st, mem, arr, wm = allocate((rows, cols), np.dtype(np.float32), SBUF)
+            base = LegacyTensor(st, mem, arr, wm)
+            np_, nf = rnd.randint(1, min(rows, 32)), rnd.randint(1, 40)
+            g = nl.mgrid[0:np_, 0:nf]
+            a, b = rnd.choice([1, 1, 2]), rnd.choice([1, 1, 3, -1])
+            ranges = {}
+            if rnd.random() < 0.4:
+                lo = rnd.randint(0, nf - 1)
+                ranges = MaskRanges({g.x.terms and next(iter(g.x.terms)): (lo, rnd.randint(lo + 1, nf))})
+
+            def key(c0, c1, g=g, a=a, b=b):
+                return (g.p * a + c0, g.x * b + c1)
+
+            c0, c1 = rnd.randint(0, 8), rnd.randint(40, 60)
+            try:
+                first = resolve(base, key(c0, c1), ranges)  # cached under the constant-free key
+            except NkiIndexError:
+                continue
+            for _ in range(5):
+                d0, d1 = rnd.randint(-4, 40), rnd.randint(-30, 120)
+                tmod._RESOLVED.clear()
+                try:
+                    fresh = resolve(base, key(d0, d1), ranges)
+                except NkiIndexError:
+                    fresh = None
+                tmod._RESOLVED.clear()
+                resolve(base, key(c0, c1), ranges)
+                try:
+                    moved = resolve(base, key(d0, d1), ranges)  # from the cached recipe, shifted
+                except NkiIndexError:
+                    moved = None
+                if fresh is None:
+                    assert moved is None
+                    raised += 1
+                    continue
+                assert moved.array.shape == fresh.array.shape and moved.array.strides == fresh.array.strides
+                assert moved.array.__array_interface__["data"] == fresh.array.__array_interface__["data"]
+                assert moved.wmask.__array_interface__["data"] == fresh.wmask.__array_interface__["data"]
+                assert moved.region() == fresh.region()
+                checked += 1
+            assert first is not None
+    assert checked > 300 and raised > 50

@@ -71,12 +71,11 @@ class IndexExpr:
         self._structure: tuple | None = None  # see `structure`
 
     def structure(self) -> tuple:
-        """What a subscript's resolution depends on (constant, rank, each variable's axis/start/step/size/rank and
-        coefficient), kept with the expression: expressions are never modified after they are made."""
+        """What a subscript's resolution depends on apart from the constant (rank, each variable's
+        axis/start/step/size/rank and coefficient), kept with the expression: expressions are never modified."""
         s = self._structure
         if s is None:
             s = self._structure = (
-                self.const,
                 self.ndim,
                 tuple([(v.axis, v.start, v.step, v.size, v.ndim, c) for v, c in self.terms.items()]),
             )

@@ -865,9 +865,19 @@ def resolve_access(
     With `oob_skip` (dma_copy(oob_mode=skip)) out-of-range tile-valued indices are dropped via `where`."""
     ck = _resolve_key(base, key, ranges, rest)
     if ck is not None:
-        rec = _RESOLVED.get(ck)
-        if rec is not None:  # the same subscript of a tile with the same layout resolved before
-            return base.from_recipe(rec), None
+        hit = _RESOLVED.get(ck)
+        if hit is not None:  # the same subscript (up to its constants) of a tile with the same layout
+            consts = tuple([k.const for k in key if type(k) is IndexExpr])
+            exact = hit[2]
+            rec = exact.get(consts)
+            if rec is not None:
+                return base.from_recipe(rec), None
+            rec = _shifted_recipe(base, key, hit)
+            if rec is not None:
+                view = base.from_recipe(rec)
+                if len(exact) < 4096:
+                    exact[consts] = rec[:-1] + (view.region(),)
+                return view, None
     stripped, own_ranges, own_rest = _operand_mask_ranges(key)
     if stripped is not key:
         key, plan = stripped, None  # planned without the in-subscript predicates
@@ -903,6 +913,8 @@ def resolve_access(
             if ck is not None:
                 rec = base.view_recipe(view)
                 if rec is not None:
+                    consts = tuple([k.const for k in key if type(k) is IndexExpr])
+                    rec = (rec, _const_reach(base, key, single, pranges, plan), {consts: rec})
                     if len(_RESOLVED) >= 100_000:
                         _RESOLVED.clear()
                     _RESOLVED[ck] = rec
@@ -910,8 +922,69 @@ def resolve_access(
     return _gather_view(base, key, nd, pranges, rest, oob_skip, plan, ranges, rank)
 
 
-#: resolved views of whole tiles by (tile layout, subscript signature, mask box): see `_resolve_key`
+#: resolved views of whole tiles by (tile layout, subscript signature without constants, mask box): the first
+#: recipe with how far each index reaches (to move it to other constants, see `_shifted_recipe`) and the recipes
+#: by constants seen so far (see `_resolve_key`)
 _RESOLVED: dict[tuple, tuple] = {}
+
+
+def _const_reach(base: LegacyTensor, key: tuple, single: list, pranges: dict, plan: AccessPlan) -> tuple | None:
+    """Per subscript entry of a fast-view resolution: (constant, base axis, lowest and highest index it reaches
+    without its constant) for index expressions, None for ints / None entries; None when some entry selects nothing
+    (such a view is only reused for the very same constants)."""
+    out: list[Any] = []
+    dim = 0
+    for k, s in zip(key, single):
+        if k is None:
+            out.append(None)
+            continue
+        if type(k) is IndexExpr:
+            if s is None:
+                out.append((k.const, dim, 0, 0))
+            else:
+                v, c = s
+                lo, hi = pranges.get(plan.vpos[v], (0, v.size)) if v.size > 1 else (0, 1)
+                if hi <= lo:
+                    return None
+                a = c * (v.start + v.step * lo)
+                b = a + c * v.step * (hi - lo - 1)
+                out.append((k.const, dim, min(a, b), max(a, b)))
+        else:
+            out.append(None)
+        dim += 1
+    return tuple(out)
+
+
+def _shifted_recipe(base: LegacyTensor, key: tuple, hit: tuple) -> tuple | None:
+    """The cached view recipe moved to this subscript's constants: a fast view of affine single-variable indices
+    is the same strided view wherever the constants put it, so its start moves by sum(const delta * axis stride).
+    None (resolve in full, which reports the error) when an index leaves its axis."""
+    rec, reach, _exact = hit
+    if reach is None:
+        return None
+    shape = base.array.shape
+    strides = base.array.strides
+    wm = base.wmask
+    delta = wdelta = 0
+    for k, r in zip(key, reach):
+        if r is None:
+            continue
+        c0, dim, lo, hi = r
+        c = k.const
+        if c != c0:
+            if lo + c < 0 or hi + c >= shape[dim]:
+                return None
+            delta += (c - c0) * strides[dim]
+            if wm is not None:
+                wdelta += (c - c0) * wm.strides[dim]
+    if not delta and not wdelta:
+        return rec
+    cls, off, vshape, vstrides, writeable, wrec, _box = rec
+    if wrec is not None:
+        woff, wshape, wstrides, wwriteable = wrec
+        wrec = (woff + wdelta, wshape, wstrides, wwriteable)
+    return (cls, off + delta, vshape, vstrides, writeable, wrec, None)
+
 
 
 def _resolve_key(base: LegacyTensor, key: tuple, ranges: dict, rest: list) -> tuple | None:
