@@ -118,6 +118,12 @@ def _loc():
 
 # ------------------------------------------------------------------------------------------------ creation
 def _split_shape(shape: Any) -> tuple[tuple[int, ...], int]:
+    if type(shape) is tuple:  # the common case, a tuple of plain ints (a par_dim is not exactly an int)
+        for s in shape:
+            if type(s) is not int:
+                break
+        else:
+            return shape, 0
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(shape)
