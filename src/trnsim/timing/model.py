@@ -937,28 +937,35 @@ def _waterfill(flows: list[_Flow], pipe_cap: float, hbm_cap: float) -> None:
         groups = [fl] if fl else []
     hbm_used = 0.0
     for fl in groups:
-        if len(fl) == 1:
-            f = fl[0]
-            r = f.rate = f.cap if f.cap < pipe_cap else pipe_cap
-            hbm_used += r * f.h
-            continue
-        fl.sort(key=_flow_cap)
-        left = pipe_cap
-        k = len(fl)
-        for f in fl:
-            share = left / k
-            r = f.cap if f.cap < share else share
-            f.rate = r
-            left -= r
-            k -= 1
-        for f in fl:
-            hbm_used += f.rate * f.h
+        hbm_used += _fair_shares(fl, pipe_cap)
     if hbm_used > hbm_cap > 0:
         scale = hbm_cap / hbm_used
         for fl in groups:
             for f in fl:
                 if f.h > 0:
                     f.rate *= scale
+
+
+def _fair_shares(fl: list[_Flow], pipe_cap: float) -> float:
+    """Max-min fair rates of one core's transfers over its DMA data path (`pipe_cap`), each capped by its own
+    rate; returns the HBM bandwidth they then use. Sorts `fl` by cap."""
+    if len(fl) == 1:
+        f = fl[0]
+        r = f.rate = f.cap if f.cap < pipe_cap else pipe_cap
+        return r * f.h
+    fl.sort(key=_flow_cap)
+    left = pipe_cap
+    k = len(fl)
+    for f in fl:
+        share = left / k
+        r = f.cap if f.cap < share else share
+        f.rate = r
+        left -= r
+        k -= 1
+    used = 0.0
+    for f in fl:
+        used += f.rate * f.h
+    return used
 
 
 def _schedule(
@@ -1255,23 +1262,7 @@ def _schedule(
         if multi:
             _waterfill(act, pipe_cap, hbm_cap)
         elif act:
-            if len(act) == 1:
-                f = act[0]
-                r = f.rate = f.cap if f.cap < pipe_cap else pipe_cap
-                hbm_used = r * f.h
-            else:
-                act.sort(key=_flow_cap)
-                left = pipe_cap
-                k = len(act)
-                for f in act:
-                    share = left / k
-                    r = f.cap if f.cap < share else share
-                    f.rate = r
-                    left -= r
-                    k -= 1
-                hbm_used = 0.0
-                for f in act:
-                    hbm_used += f.rate * f.h
+            hbm_used = _fair_shares(act, pipe_cap)
             if hbm_used > hbm_cap > 0:
                 scale = hbm_cap / hbm_used
                 for f in act:
