@@ -179,11 +179,9 @@ class Run:
         if loops:
             instr.iteration = (loops[0].iteration,) if len(loops) == 1 else tuple([f.iteration for f in loops])
             if self.check_races:
-                affine = False
-                for frame in loops:
-                    if frame.kind == "affine":
-                        affine = True
-                        self._check_race(frame, instr)
+                affine = [frame for frame in loops if frame.kind == "affine"]
+                if affine:
+                    self._check_races(affine, instr)
                 # The loop logs hold what exact checks need; records must not keep views (and arrays) alive.
                 # (isa.common.emit keeps views in the accesses only inside affine loops)
                 if affine:
@@ -198,12 +196,9 @@ class Run:
         """Point an already emitted instruction's write at another region (legacy tile assignment)."""
         instr.writes[index] = access
         if self.check_races and self.loops:
-            probe = None
-            for frame in self.loops:
-                if frame.kind == "affine":
-                    if probe is None:
-                        probe = Instruction(instr.engine, instr.opcode, [], [access], instr.loc)
-                    self._check_race(frame, probe)
+            affine = [frame for frame in self.loops if frame.kind == "affine"]
+            if affine:
+                self._check_races(affine, Instruction(instr.engine, instr.opcode, [], [access], instr.loc))
             access.tensor = None
 
     # ------------------------------------------------------------------ loops and races
@@ -216,21 +211,30 @@ class Run:
         finally:
             self.loops.remove(frame)
 
-    def _check_race(self, frame: LoopFrame, instr: Instruction) -> None:
-        it = frame.iteration
+    def _check_races(self, frames: list[LoopFrame], instr: Instruction) -> None:
+        """Log `instr`'s accesses in each enclosing affine loop (outermost first) and report a conflict with another
+        iteration's access. Storages allocated inside a loop are private to each of its iterations (and to the
+        iterations of the loops inside it, which start later: their `first_id` is larger)."""
         acc_into = self.extra.get("accumulate_into")  # storage of a legacy `t[...] += x` in progress
+        items = []
         for kind, accesses in ((READ, instr.reads), (WRITE, instr.writes)):
             for acc in accesses:
                 st = acc.storage
-                if st.id >= frame.first_id:
+                items.append((st.id, ACCUM if ((kind == WRITE and acc.accumulate) or st is acc_into) else kind, acc))
+        loc = instr.loc
+        for frame in frames:
+            it = frame.iteration
+            first = frame.first_id
+            records = frame.records
+            for sid, k, acc in items:
+                if sid >= first:
                     continue  # allocated inside the loop: private to each iteration
-                k = ACCUM if ((kind == WRITE and acc.accumulate) or st is acc_into) else kind
-                log = frame.records.get(st.id)
+                log = records.get(sid)
                 if log is None:
-                    log = frame.records[st.id] = _AccessLog()
+                    log = records[sid] = _AccessLog()
                 elif log.n and log.may_conflict(it, k):
                     self._conflicts(frame, log, it, k, acc, instr)
-                log.add(it, k, acc, acc.tensor, instr.loc)
+                log.add(it, k, acc, acc.tensor, loc)
 
     def _conflicts(self, frame: LoopFrame, log: _AccessLog, it: int, k: int, acc: Access, instr: Instruction) -> None:
         b = log.boxes[: log.n]
