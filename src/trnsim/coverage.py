@@ -773,8 +773,8 @@ LEGACY_ERRORS: tuple[tuple[int, str, str], ...] = (
         "err_annotation_shape_mismatch",
         "parameter annotations are compared with the arguments at launch; Python does not evaluate annotations of "
         "local assignments, so they are read from the kernel's source and checked by a line tracer on the kernel's "
-        "own frame, which steps aside while another trace function (debugger, coverage tool) is active; also "
-        "`tensor.assert_shape`",
+        "own frame, which steps aside while another trace function (debugger, coverage tool) is active (a local "
+        "whose value broadcasts to its annotation is accepted); also `tensor.assert_shape`",
     ),
     (
         7,
