@@ -39,6 +39,7 @@ import math
 import operator
 from bisect import insort
 from collections import deque
+from itertools import accumulate
 from typing import Any
 
 from ..core.instruction import Access, Engine, Instruction
@@ -261,33 +262,29 @@ class _Graph:
 
 
 def _scan(stream: list[Instruction]) -> tuple:
-    """One pass over every access of the stream. Returns (first, last, stor, written, at, uses, firsts, blocks):
+    """One pass over every access of the stream. Returns (first, last, stor, written, uses, firsts, blocks):
     first / last stream position and the `Storage` of every on-chip storage (dicts in first-access order), the
-    ids of all storages ever written, the SBUF storages each position touches (`at[pos]`: ids in
-    reads-then-writes order, None when it touches none; for the spill planner), every on-chip storage's
-    positions (`uses`), the on-chip storages first accessed at each position (`firsts[pos]`, in access order,
-    None when none) and whether any on-chip storage has leading block dimensions (`blocks`)."""
+    ids of all storages ever written, every on-chip storage's positions (`uses`), the on-chip storages first
+    accessed at each position (`firsts[pos]`, in access order, None when none) and whether any on-chip storage
+    has leading block dimensions (`blocks`). The spill planner's per-position SBUF lists are built only when
+    SBUF overflows (`_sbuf_at`)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     stor: dict[int, Any] = {}
     written: set[int] = set()
-    n = len(stream)
-    at: list[list[int] | None] = [None] * n
     uses: dict[int, list[int]] = {}
-    firsts: list[list[int] | None] = [None] * n
+    firsts: list[list[int] | None] = [None] * len(stream)
     blocks = False
     last_get = last.get
     add_written = written.add
     for pos, ins in enumerate(stream):
-        here = None
         new = None
         wrs = ins.writes
         for acc in wrs:
             add_written(acc.storage.id)
         for acc in ins.reads + wrs if wrs else ins.reads:
             st = acc.storage
-            kind = st.buffer.kind
-            if kind == "hbm":
+            if st.buffer.kind == "hbm":
                 continue
             sid = st.id
             p = last_get(sid)
@@ -306,12 +303,45 @@ def _scan(stream: list[Instruction]) -> tuple:
                     blocks = True
             else:
                 uses[sid].append(pos)
-            if kind == "sbuf":
-                if here is None:
-                    here = at[pos] = [sid]
-                else:
-                    here.append(sid)
-    return first, last, stor, written, at, uses, firsts, blocks
+    return first, last, stor, written, uses, firsts, blocks
+
+
+def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
+    """The SBUF storages each position touches (ids in reads-then-writes order, None when it touches none)."""
+    at: list[list[int] | None] = [None] * len(stream)
+    seen: dict[int, int] = {}  # storage id -> latest position that touched it
+    for pos, ins in enumerate(stream):
+        here = None
+        for acc in ins.reads + ins.writes:
+            st = acc.storage
+            if st.buffer.kind != "sbuf":
+                continue
+            sid = st.id
+            if seen.get(sid) == pos:
+                continue
+            seen[sid] = pos
+            if here is None:
+                here = at[pos] = [sid]
+            else:
+                here.append(sid)
+    return at
+
+
+def _sbuf_overflows(scan: tuple, n: int, cap: int) -> bool:
+    """Does the program-order peak of live SBUF bytes (each tile from its first to its last use) exceed `cap` on
+    some core? Prefix sums of per-position deltas (the common no-overflow case stays a C-level loop)."""
+    first, last, stor = scan[0], scan[1], scan[2]
+    delta: dict[int, list[int]] = {}
+    for sid, st in stor.items():
+        if st.buffer.kind != "sbuf":
+            continue
+        d = delta.get(st.core)
+        if d is None:
+            d = delta[st.core] = [0] * (n + 1)
+        rb = st.row_bytes
+        d[first[sid]] += rb
+        d[last[sid] + 1] -= rb
+    return any(max(accumulate(d)) > cap for d in delta.values())
 
 
 def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[int, Any], arch: Arch):
@@ -402,10 +432,10 @@ def build_graph(
     g = _Graph(n)
     if scan is None:
         scan = _scan(stream)
-    last, stor, written, accessors, firsts = scan[1], scan[2], scan[3], scan[5], scan[6]
+    last, stor, written, accessors, firsts = scan[1], scan[2], scan[3], scan[4], scan[5]
     targets, site_of = _rotation_targets(scan[0], last, stor, arch)
     DMA = Engine.DMA
-    if scan[7]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
+    if scan[6]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
         for ins in stream:
             wrs = ins.writes
             if wrs and ins.engine != DMA and wrs[0].storage.nblocks > 1:
@@ -426,10 +456,11 @@ def build_graph(
     # such storage up front, so a single lookup both tests and fetches
     reads: dict[int, list] = {sid: [] for sid in written}
     qlines: dict[tuple, dict] = {}
+    stmt_queue: dict[tuple, tuple[str, int]] = {}  # (core, queue base, id(location)) -> (queue name, resource)
     barrier_on: dict[tuple, int] = {}  # (core, storage id) -> that core's latest core_barrier on the storage
     nq = max(1, int(arch.dma_queues))
     sem = arch.semaphore_ns
-    engs = [ins.engine for ins in stream]
+    engs: list[str] = []  # filled in the main loop (one pass over the instructions, not two)
     pending = [0] * n
     vdeps = g.vdeps
     queue_of = g.queue_of
@@ -445,7 +476,8 @@ def build_graph(
     resources_get = resources.get
     barrier_count: dict[tuple, int] = {}
     for i, ins in enumerate(stream):
-        eng = engs[i]
+        eng = ins.engine
+        engs.append(eng)
         deps: dict[int, int] = {}
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
         new = firsts[i]
@@ -478,22 +510,20 @@ def build_graph(
         # only by writes, and this instruction's writes skip its own reads, so recording it now is the same)
         for acc in rds:
             sid = acc.storage.id
+            rl = reads_get(sid)
+            if rl is None:  # never written (kernel inputs): no dependencies, and no write looks its reads up
+                continue
+            p0 = acc.p_lo
+            p1 = acc.p_hi
+            f0 = acc.f_lo
+            f1 = acc.f_hi
             wl = writes_get(sid)
-            if wl:  # read-only data (kernel inputs) has no writes, hence no dependencies
-                p0 = acc.p_lo
-                p1 = acc.p_hi
-                f0 = acc.f_lo
-                f1 = acc.f_hi
+            if wl:
                 for e in wl:
                     if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
                         deps[e[4]] = RAW
-                rl = reads_get(sid)
-                if rl is not None and not is_barrier:
-                    rl.append((p0, p1, f0, f1, i))
-            else:
-                rl = reads_get(sid)
-                if rl is not None and not is_barrier:
-                    rl.append((acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi, i))
+            if not is_barrier:
+                rl.append((p0, p1, f0, f1, i))
         # ---- writes: order after earlier writes and reads of the boxes (every write of the instruction first),
         # then record them, dropping the boxes they cover
         for acc in wrs:
@@ -549,19 +579,25 @@ def build_graph(
         # ---- resource: the DMA queue of this statement, else the engine
         if eng == DMA:
             base = ins.attrs.get("queue") or "qSyncIO"
-            lines = qlines.get((ins.core, base))
-            if lines is None:
-                lines = qlines[(ins.core, base)] = {}
-            q = lines.get(ins.loc)  # (queue name, resource) of the statement
+            # (queue name, resource) of the statement, found by its location object's identity (hashing a
+            # SourceLoc is a Python call); distinct but equal locations still share the statement's queue
+            qk = (ins.core, base, id(ins.loc))
+            q = stmt_queue.get(qk)
             if q is None:
-                qname = f"{base}{len(lines) % nq}"
-                key = (ins.core, "DMA", qname)
-                rid = resources_get(key)
-                if rid is None:
-                    rid = resources[key] = len(res_keys)
-                    res_keys.append(key)
-                    orders.append([])
-                q = lines[ins.loc] = (qname, rid)
+                lines = qlines.get((ins.core, base))
+                if lines is None:
+                    lines = qlines[(ins.core, base)] = {}
+                q = lines.get(ins.loc)
+                if q is None:
+                    qname = f"{base}{len(lines) % nq}"
+                    key = (ins.core, "DMA", qname)
+                    rid = resources_get(key)
+                    if rid is None:
+                        rid = resources[key] = len(res_keys)
+                        res_keys.append(key)
+                        orders.append([])
+                    q = lines[ins.loc] = (qname, rid)
+                stmt_queue[qk] = q
             queue_of[i] = q[0]
             rid = q[1]
         else:
@@ -680,26 +716,10 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     cap = arch.sbuf_usable_bytes_per_partition
     if scan is None:
         scan = _scan(stream)
-    stor, at, uses = scan[2], scan[4], scan[5]
-    # quick check: does the program-order peak exceed the capacity on some core?
-    delta: dict[int, dict[int, int]] = {}
-    for sid, ps in uses.items():
-        st = stor[sid]
-        if st.buffer.kind != "sbuf":
-            continue
-        d = delta.setdefault(st.core, {})
-        d[ps[0]] = d.get(ps[0], 0) + st.row_bytes
-        d[ps[-1] + 1] = d.get(ps[-1] + 1, 0) - st.row_bytes
-    over = False
-    for d in delta.values():
-        u = 0
-        for k in sorted(d):
-            u += d[k]
-            if u > cap:
-                over = True
-                break
-    if not over:
+    if not _sbuf_overflows(scan, len(stream), cap):
         return None
+    stor, uses = scan[2], scan[4]
+    at = _sbuf_at(stream)
     live: dict[int, set[int]] = {}
     used: dict[int, int] = {}
     nxt: dict[int, int] = {}
@@ -1233,7 +1253,9 @@ def _schedule(
                 r *= hbm_cap / hbm_used
             f.rate = r
             te = t + (f.rem / r if r > 0 else (0.0 if f.rem <= 0 else math.inf))
-            if abs(te - f.proj) > 1e-9 * max(1.0, te):
+            d = te - f.proj
+            tol = 1e-9 * te if te > 1.0 else 1e-9  # abs(d) > 1e-9 * max(1.0, te), without the builtin calls
+            if d > tol or -d > tol:
                 f.proj = te
                 if te < math.inf:
                     seq += 1
@@ -1273,7 +1295,9 @@ def _schedule(
                 continue
             rate = f.rate
             te = t + (f.rem / rate if rate > 0 else (0.0 if f.rem <= 0 else math.inf))
-            if abs(te - f.proj) <= 1e-9 * max(1.0, te):
+            d = te - f.proj
+            tol = 1e-9 * te if te > 1.0 else 1e-9
+            if not (d > tol or -d > tol):
                 continue  # rate unchanged: the pending completion event still holds
             f.proj = te
             if te < math.inf:
