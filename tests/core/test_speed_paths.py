@@ -328,3 +328,27 @@ def test_resolution_moved_to_other_constants_equals_a_fresh_resolution():
                 checked += 1
             assert first is not None
     assert checked > 300 and raised > 50
+
+
+@pytest.mark.parametrize("poison, track", [(True, True), (False, True), (False, False)])
+def test_result_tile_allocation_matches_the_general_one(poison, track):
+    """`allocate_tile` (every instruction's result tile) must give the same storage and arrays as `allocate`."""
+    from trnsim.core.memory import SBUF, Storage, allocate, allocate_tile
+
+    for shape, dt in (((128, 4), np.float32), ((64, 3, 5), BF16), ((1, 1), np.int32)):
+        dt = np.dtype(dt)
+        a = allocate(shape, dt, SBUF, name="t", core=1, fill="poison" if poison else "empty", track_writes=track)
+        b = allocate_tile(shape, dt, SBUF, "t", None, 1, poison, track)
+        for slot in Storage.__slots__:
+            if slot in ("id", "_mem", "__weakref__", "new_mem"):
+                continue
+            assert getattr(a[0], slot) == getattr(b[0], slot), slot
+        assert a[0].mem is a[1] and b[0].mem is b[1] and b[0].new_mem is None
+        assert a[2].shape == b[2].shape and a[2].dtype == b[2].dtype and a[2].flags.c_contiguous == b[2].flags.c_contiguous
+        if poison:
+            np.testing.assert_array_equal(a[2].view(np.uint8), b[2].view(np.uint8))
+        assert (a[3] is None) == (b[3] is None)
+        if a[3] is not None:
+            np.testing.assert_array_equal(a[3], b[3])
+        for name in ("full", "shadow", "hits"):
+            assert getattr(a[1], name) == getattr(b[1], name)

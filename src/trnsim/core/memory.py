@@ -165,6 +165,33 @@ class Storage:
         self.tf32 = False
         self.sig_kind: tuple | None = None  # what operand check signatures take from the storage (isa.common)
 
+    @classmethod
+    def of_tile(cls, data: np.ndarray, buffer: Buffer, name: str, loc: SourceLoc | None, core: int,
+                written: np.ndarray | None) -> Storage:
+        """What `Storage(data, buffer, name=..., loc=..., core=...)` makes for a fresh C-contiguous, non-empty array
+        without block dims and with `written` as its state array (None: untracked), without the general
+        constructor's argument handling (the allocation of every instruction's result tile)."""
+        st = cls.__new__(cls)
+        st.id = i = next(_ids)
+        st.buffer = buffer
+        st.dtype = data.dtype
+        shape = st.shape = data.shape
+        st.name = name or f"t{i}"
+        st.loc = loc
+        st.core = core
+        rb = st.row_bytes = data.strides[0]
+        st._base_ptr = None
+        st._full_box = (0, shape[0], 0, rb)
+        st.nblocks = 1
+        st.block_shape = ()
+        mem = st.new_mem = Mem(data, written)
+        st._mem = weakref.ref(mem)
+        st.is_param = False
+        st.is_output = False
+        st.tf32 = False
+        st.sig_kind = None
+        return st
+
     def take_mem(self) -> Mem:
         """Hand the freshly allocated arrays to their first tensor (the storage keeps only a weak ref)."""
         mem = self.new_mem
@@ -264,6 +291,37 @@ def allocate(
         inverse = tuple(int(i) for i in np.argsort(order))
         return st, mem, data.transpose(inverse), None if mem.written is None else mem.written.transpose(inverse)
     return st, mem, data, mem.written
+
+
+def allocate_tile(
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    buffer: Buffer,
+    name: str,
+    loc: SourceLoc | None,
+    core: int,
+    poison: bool,
+    track_writes: bool,
+) -> tuple[Storage, Mem, np.ndarray, np.ndarray | None]:
+    """`allocate` for the common case of an on-chip tile without block dims whose shape is a tuple of ints (the result
+    tile of nearly every instruction): the same storage, arrays and fill, with less argument handling."""
+    general = not _tuned or not shape
+    for n in shape:
+        if type(n) is not int or n <= 0:
+            general = True
+            break
+    if general:
+        return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
+                        fill="poison" if poison else "empty", track_writes=track_writes)
+    data = np.empty(shape, dtype=dtype)
+    if poison:
+        pv = _POISON.get(dtype)
+        if pv is None:
+            pv = _POISON[dtype] = dtypes.poison_value(dtype)
+        data.fill(pv)
+    written = np.zeros(shape, dtype=np.uint8) if track_writes else None
+    st = Storage.of_tile(data, buffer, name, loc, core, written)
+    return st, st.take_mem(), data, written
 
 
 def wrap_host_array(

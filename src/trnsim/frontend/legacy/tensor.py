@@ -11,7 +11,7 @@ import numpy as np
 from ...core import dtypes
 from ...core.context import current
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
-from ...core.memory import SBUF, allocate
+from ...core.memory import SBUF, allocate, allocate_tile
 from ...core.source import caller_location, name_from_source
 from ...core.tensor import Tensor, broadcast_shapes
 from .indexing import (
@@ -1209,17 +1209,25 @@ def new_tile(
     run = current()
     if loc is None:
         loc = caller_location(2)
-    st, mem, arr, wm = allocate(
-        shape,
-        dtype if isinstance(dtype, np.dtype) else dtypes.normalize(dtype),
-        buffer,
-        pdim=pdim,
-        name=name or name_from_source(loc),
-        loc=loc,
-        core=run.core,
-        # `overwritten`: the caller's instruction writes every element before anything can read the tile, so
-        # poisoning it first would be wasted work (written-state tracking is unchanged)
-        fill="poison" if run.numerics and not overwritten else "empty",
-        track_writes=run.numerics,
-    )
+    dtype = dtype if isinstance(dtype, np.dtype) else dtypes.normalize(dtype)
+    numerics = run.numerics
+    # `overwritten`: the caller's instruction writes every element before anything can read the tile, so
+    # poisoning it first would be wasted work (written-state tracking is unchanged)
+    poison = numerics and not overwritten
+    if not pdim and buffer.on_chip:
+        st, mem, arr, wm = allocate_tile(
+            shape, dtype, buffer, name or name_from_source(loc), loc, run.core, poison, numerics
+        )
+    else:
+        st, mem, arr, wm = allocate(
+            shape,
+            dtype,
+            buffer,
+            pdim=pdim,
+            name=name or name_from_source(loc),
+            loc=loc,
+            core=run.core,
+            fill="poison" if poison else "empty",
+            track_writes=numerics,
+        )
     return LegacyTensor(st, mem, arr, wm)
