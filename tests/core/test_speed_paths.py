@@ -204,7 +204,7 @@ def test_basic_view_offsets_match_the_data_pointer():
     from trnsim.core.memory import SBUF, Storage, region
     from trnsim.core.tensor import Tensor
 
-    st = Storage(np.zeros((7, 9, 5), dtype=np.float32), SBUF)
+    st = Storage(np.zeros((7, 9, 5), dtype=np.float32), SBUF, written=np.zeros((7, 9, 5), dtype=np.uint8))
     mem = st.take_mem()
     whole = Tensor(st, mem, mem.data, mem.written)
     base = mem.data.__array_interface__["data"][0]

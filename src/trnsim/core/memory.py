@@ -128,69 +128,34 @@ class Storage:
         self,
         data: np.ndarray,
         buffer: Buffer,
-        *,
         name: str = "",
         loc: SourceLoc | None = None,
         core: int = 0,
+        written: np.ndarray | None = None,
         nblocks: int = 1,
         block_shape: tuple[int, ...] = (),
-        track_writes: bool = True,
-        initialized: bool = False,
     ) -> None:
-        self.id = next(_ids)
+        """`written`: the per-element state array (see `state_array`), None when writes are not tracked."""
+        self.id = i = next(_ids)
         self.buffer = buffer
         self.dtype = data.dtype
-        self.shape = data.shape
-        self.name = name or f"t{self.id}"
+        shape = self.shape = data.shape
+        self.name = name or f"t{i}"
         self.loc = loc
         self.core = core
-        self.row_bytes = data.strides[0] if data.ndim else data.itemsize
+        rb = self.row_bytes = data.strides[0] if data.ndim else data.itemsize
         self._base_ptr = None  # looked up on first use (the pointer lookup costs about a microsecond)
         # region of the whole data (see Tensor.region): known up front for a C-contiguous, non-empty array (rows
         # are its first axis), else computed on first use
-        self._full_box = (0, data.shape[0], 0, self.row_bytes) if data.ndim and data.size and data.flags.c_contiguous else None
+        self._full_box = (0, shape[0], 0, rb) if data.ndim and data.size and data.flags.c_contiguous else None
         self.nblocks = nblocks
         self.block_shape = block_shape
-        if not track_writes:
-            written = None
-        elif initialized:
-            written = np.empty(data.shape, dtype=np.uint8)
-            written.fill(WRITTEN)
-        else:
-            written = np.zeros(data.shape, dtype=np.uint8)
-        self.new_mem = Mem(data, written)
-        self._mem = weakref.ref(self.new_mem)
+        mem = self.new_mem = Mem(data, written)
+        self._mem = weakref.ref(mem)
         self.is_param = False
         self.is_output = False
         self.tf32 = False
         self.sig_kind: tuple | None = None  # what operand check signatures take from the storage (isa.common)
-
-    @classmethod
-    def of_tile(cls, data: np.ndarray, buffer: Buffer, name: str, loc: SourceLoc | None, core: int,
-                written: np.ndarray | None) -> Storage:
-        """What `Storage(data, buffer, name=..., loc=..., core=...)` makes for a fresh C-contiguous, non-empty array
-        without block dims and with `written` as its state array (None: untracked), without the general
-        constructor's argument handling (the allocation of every instruction's result tile)."""
-        st = cls.__new__(cls)
-        st.id = i = next(_ids)
-        st.buffer = buffer
-        st.dtype = data.dtype
-        shape = st.shape = data.shape
-        st.name = name or f"t{i}"
-        st.loc = loc
-        st.core = core
-        rb = st.row_bytes = data.strides[0]
-        st._base_ptr = None
-        st._full_box = (0, shape[0], 0, rb)
-        st.nblocks = 1
-        st.block_shape = ()
-        mem = st.new_mem = Mem(data, written)
-        st._mem = weakref.ref(mem)
-        st.is_param = False
-        st.is_output = False
-        st.tf32 = False
-        st.sig_kind = None
-        return st
 
     def take_mem(self) -> Mem:
         """Hand the freshly allocated arrays to their first tensor (the storage keeps only a weak ref)."""
@@ -233,6 +198,27 @@ class Storage:
 _POISON: dict[np.dtype, object] = {}
 
 
+def _poisoned(data: np.ndarray) -> np.ndarray:
+    """Fill a fresh allocation with its dtype's poison value (NaN / the integer sentinel) and return it."""
+    pv = _POISON.get(data.dtype)
+    if pv is None:
+        pv = _POISON[data.dtype] = dtypes.poison_value(data.dtype)
+    data.fill(pv)
+    return data
+
+
+def state_array(shape: tuple[int, ...], track_writes: bool, initialized: bool) -> np.ndarray | None:
+    """The WRITTEN / ACC_OPEN bits kept next to a storage's data: all WRITTEN for initialised data, none set for a
+    fresh allocation, None when writes are not tracked (timing-only runs)."""
+    if not track_writes:
+        return None
+    if initialized:
+        written = np.empty(shape, dtype=np.uint8)
+        written.fill(WRITTEN)
+        return written
+    return np.zeros(shape, dtype=np.uint8)
+
+
 def allocate(
     shape: tuple[int, ...],
     dtype: np.dtype,
@@ -265,11 +251,7 @@ def allocate(
         data = np.empty(phys_shape, dtype=dtype)
         initialized = False
     elif fill == "poison":
-        data = np.empty(phys_shape, dtype=dtype)
-        pv = _POISON.get(dtype)
-        if pv is None:
-            pv = _POISON[dtype] = dtypes.poison_value(dtype)
-        data.fill(pv)
+        data = _poisoned(np.empty(phys_shape, dtype=dtype))
         initialized = False
     else:
         data = np.full(phys_shape, fill, dtype=dtype)
@@ -278,13 +260,12 @@ def allocate(
     st = Storage(
         data,
         buffer,
-        name=name,
-        loc=loc,
-        core=core,
-        nblocks=nblocks,
-        block_shape=shape[:pdim] if pdim else (),
-        track_writes=track_writes,
-        initialized=initialized,
+        name,
+        loc,
+        core,
+        state_array(data.shape, track_writes, initialized),
+        nblocks,
+        shape[:pdim] if pdim else (),
     )
     mem = st.take_mem()
     if order is not None:
@@ -315,12 +296,9 @@ def allocate_tile(
                         fill="poison" if poison else "empty", track_writes=track_writes)
     data = np.empty(shape, dtype=dtype)
     if poison:
-        pv = _POISON.get(dtype)
-        if pv is None:
-            pv = _POISON[dtype] = dtypes.poison_value(dtype)
-        data.fill(pv)
+        _poisoned(data)
     written = np.zeros(shape, dtype=np.uint8) if track_writes else None
-    st = Storage.of_tile(data, buffer, name, loc, core, written)
+    st = Storage(data, buffer, name, loc, core, written)
     return st, st.take_mem(), data, written
 
 
@@ -333,7 +311,7 @@ def wrap_host_array(
     data = np.array(arr, copy=True, order="C") if copy else np.ascontiguousarray(arr)
     if data.ndim == 0:
         data = data.reshape(1)
-    return Storage(data, buffer, name=name, core=core, track_writes=track_writes, initialized=True)
+    return Storage(data, buffer, name, None, core, state_array(data.shape, track_writes, True))
 
 
 _REGIONS: dict[tuple, tuple[int, int, int, int]] = {}
