@@ -1091,6 +1091,15 @@ def _schedule(
     seq = 0
     dirty: dict[int, None] = {}  # resources whose candidate must be recomputed (insertion-ordered set)
 
+    def skip_scheduled(rid: int) -> None:
+        """Move the resource's program-order head past the instructions already scheduled."""
+        order = orders[rid]
+        h = heads[rid]
+        ol = olen[rid]
+        while h < ol and scheduled[order[h]]:
+            h += 1
+        heads[rid] = h
+
     def finish_node(q: int) -> None:
         """Propagate a finished node's times to its children (virtual nodes are resolved at once, last found
         first). Read-after-write and write-after-write wait for the producer's result (`done`, plus the semaphore
@@ -1442,12 +1451,7 @@ def _schedule(
                 hbm_bytes += nbytes
             free_t[rid] = t_issue
             last_of[rid] = i
-            order = orders[rid]
-            h = heads[rid]
-            ol = olen[rid]
-            while h < ol and scheduled[order[h]]:
-                h += 1
-            heads[rid] = h
+            skip_scheduled(rid)
             dirty[rid] = None
             continue
         spec = ins.spec
@@ -1531,12 +1535,7 @@ def _schedule(
         if en > last_end[rid]:
             last_end[rid] = en
         last_of[rid] = i
-        order = orders[rid]
-        h = heads[rid]
-        ol = olen[rid]
-        while h < ol and scheduled[order[h]]:
-            h += 1
-        heads[rid] = h
+        skip_scheduled(rid)
         finish_node(i)
         dirty[rid] = None
 
