@@ -744,15 +744,7 @@ def tensor_reduce(
     _t(data, api, "data", loc)
     _no_oob(api, loc, dst=dst, data=data)
     nd = data.ndim
-    axes = tuple(sorted({int(a) % nd for a in (axis if isinstance(axis, (list, tuple)) else (axis,))}))
-    if 0 in axes:
-        raise NkiValidationError(
-            f"{api}: cannot reduce the partition axis 0 (axis={axis})",
-            code="err_reduce_partition_axis",
-            values={"axis": axis},
-            loc=loc,
-            hint="transpose with nc_transpose, or use a matmul against a ones vector",
-        )
+    axes = _ve.normalize_axes(axis, nd, api, loc)
     if axes != tuple(range(nd - len(axes), nd)):
         fix, how = _reduce_axis_fix(data, dst, axes)
         raise NkiValidationError(
