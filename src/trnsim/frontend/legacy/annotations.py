@@ -19,6 +19,7 @@ from typing import Any
 
 from ...core.errors import NkiValidationError
 from ...core.source import SourceLoc
+from ...core.tensor import broadcast_shapes
 
 
 class _Site:
@@ -83,9 +84,10 @@ def _broadcasts_to(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:
     """A local annotated with a larger shape than its value's is a broadcast (e.g. `nisa.iota` of an expression of
     some grid axes annotated with the whole grid's shape, as in nki-samples' select_and_scatter): consumers
     broadcast the value the same way, so only shapes that cannot broadcast to the annotation are errors."""
-    if len(shape) > len(want):
+    try:
+        return broadcast_shapes(shape, want) == want
+    except ValueError:
         return False
-    return all(s in (1, w) for s, w in zip(shape[::-1], want[::-1]))
 
 
 def _mismatch(name: str, shape: tuple[int, ...], want: tuple[int, ...], text: str, loc: SourceLoc) -> NkiValidationError:
