@@ -162,9 +162,7 @@ def dma_copy(
     if run.numerics:
         v = values if values is not None else c.read_operand(src, api, "src", loc)
         v = v.reshape(dst.shape) if v.size == dst.size else np.broadcast_to(v, dst.shape)
-        if rmw:
-            from . import alu
-
+        if rmw:  # (`alu` was imported above with the op)
             prev = dtypes.to_fp32(dst.read())
             v = alu.apply_binary(rmw, prev, dtypes.to_fp32(v))
         elif v.dtype != dst.dtype:
