@@ -23,6 +23,7 @@ import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.isa as nisa
 import trnsim.frontend.legacy.language as nl
 from trnsim.kernels.flash_attention import NEG_INF, kv_block
+from trnsim.kernels.flash_attention import reference as flash_reference
 
 
 @nki.jit
@@ -115,14 +116,9 @@ def fused_self_attention(q, k, v, use_causal_mask=False, softmax_scale=None):
 
 # ------------------------------------------------------------------------------------------------ self-test
 def reference(q, k, v, use_causal_mask=False, softmax_scale=None) -> np.ndarray:
-    """float64 NumPy reference."""
-    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
-    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    s = scale * q @ k.T
-    if use_causal_mask:
-        s = np.where(np.tril(np.ones(s.shape, dtype=bool)), s, -np.inf)
-    p = np.exp(s - s.max(axis=-1, keepdims=True))
-    return (p / p.sum(axis=-1, keepdims=True)) @ v
+    """float64 NumPy reference: flash attention's for one batch and head ([seqlen, d_head] operands)."""
+    q, k, v = (np.asarray(a)[None, None] for a in (q, k, v))
+    return flash_reference(q, k, v, use_causal_mask, softmax_scale)[0, 0]
 
 
 def _check() -> None:
