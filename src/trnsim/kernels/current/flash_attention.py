@@ -28,16 +28,10 @@ import numpy as np
 import trnsim.frontend.current as nki
 import trnsim.frontend.current.isa as nisa
 import trnsim.frontend.current.language as nl
-from trnsim.kernels.flash_attention import reference  # noqa: F401 - the float64 reference both generations share
 
-NEG_INF = -9984.0  # the large negative fill the Neuron compiler uses for masked scores
-
-
-def _kv_block(seqlen_kv: int) -> int:
-    for c in (512, 256, 128):
-        if seqlen_kv % c == 0:
-            return c
-    raise AssertionError(f"seqlen_kv={seqlen_kv} must be a multiple of 128")
+# the masked-score fill, the kv block choice and the float64 reference are the same for both API generations
+from trnsim.kernels.flash_attention import NEG_INF, reference  # noqa: F401 - reference: imported for the tests
+from trnsim.kernels.flash_attention import kv_block as _kv_block
 
 
 @nki.jit
