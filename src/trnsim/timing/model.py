@@ -1244,13 +1244,29 @@ def _schedule(
         flow_memo[key] = (cap, h)
         return _Flow(i, core, dom, nbytes, cap, h, 0.0)
 
+    def reschedule(f: _Flow, t: float) -> None:
+        """Move the flow's completion event to its new projected end when its rate changed it."""
+        nonlocal seq
+        rate = f.rate
+        te = t + (f.rem / rate if rate > 0 else (0.0 if f.rem <= 0 else math.inf))
+        d = te - f.proj
+        tol = 1e-9 * te if te > 1.0 else 1e-9  # abs(d) > 1e-9 * max(1.0, te), without the builtin calls
+        if not (d > tol or -d > tol):
+            return  # the pending completion event still holds
+        f.proj = te
+        if te < math.inf:
+            seq += 1
+            f.version = seq
+            heappush(heap, (te, 0, seq, f))
+        else:
+            f.version = -1
+
     def reflow(dom: int, t: float) -> None:
         """Advance the domain's transfers to time t, recompute fair rates, reschedule their completions."""
-        nonlocal seq
         fl = flows_by_dom[dom]
         if not fl:
             return
-        if len(fl) == 1 and fl[0].cost <= 0:  # one transfer in flight: `_waterfill` for one flow, inlined
+        if len(fl) == 1 and fl[0].cost <= 0:  # one transfer in flight (the common case): `_waterfill` inlined
             f = fl[0]
             f.rem -= f.rate * (t - f.t0)
             if f.rem < 0:
@@ -1261,60 +1277,17 @@ def _schedule(
             if hbm_used > hbm_cap > 0:
                 r *= hbm_cap / hbm_used
             f.rate = r
-            te = t + (f.rem / r if r > 0 else (0.0 if f.rem <= 0 else math.inf))
-            d = te - f.proj
-            tol = 1e-9 * te if te > 1.0 else 1e-9  # abs(d) > 1e-9 * max(1.0, te), without the builtin calls
-            if d > tol or -d > tol:
-                f.proj = te
-                if te < math.inf:
-                    seq += 1
-                    f.version = seq
-                    heappush(heap, (te, 0, seq, f))
-                else:
-                    f.version = -1
+            reschedule(f, t)
             return
-        # several transfers: advance them and compute the max-min fair rates (`_waterfill`, inlined, with the
-        # advance in the same pass), then reschedule in the domain's order
-        act: list[_Flow] = []
-        core0 = -1
-        multi = False
         for f in fl:
             if f.cost <= 0:
                 rem = f.rem - f.rate * (t - f.t0)
                 f.rem = 0.0 if rem < 0 else rem
-                if not act:
-                    core0 = f.core
-                elif f.core != core0:
-                    multi = True
-                act.append(f)
-            else:
-                f.rate = 0.0
             f.t0 = t
-        if multi:
-            _waterfill(act, pipe_cap, hbm_cap)
-        elif act:
-            hbm_used = _fair_shares(act, pipe_cap)
-            if hbm_used > hbm_cap > 0:
-                scale = hbm_cap / hbm_used
-                for f in act:
-                    if f.h > 0:
-                        f.rate *= scale
+        _waterfill(fl, pipe_cap, hbm_cap)
         for f in fl:
-            if f.cost > 0:
-                continue
-            rate = f.rate
-            te = t + (f.rem / rate if rate > 0 else (0.0 if f.rem <= 0 else math.inf))
-            d = te - f.proj
-            tol = 1e-9 * te if te > 1.0 else 1e-9
-            if not (d > tol or -d > tol):
-                continue  # rate unchanged: the pending completion event still holds
-            f.proj = te
-            if te < math.inf:
-                seq += 1
-                f.version = seq
-                heappush(heap, (te, 0, seq, f))
-            else:
-                f.version = -1
+            if f.cost <= 0:
+                reschedule(f, t)
 
     # ------------------------------------------------------------------ main loop
     inf = math.inf
