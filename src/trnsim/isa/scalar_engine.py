@@ -159,12 +159,7 @@ def activation(
         out = np.asarray(out, dtype=np.float32)
         dst.write(out.reshape(dst.shape))
         if cmd != "idle":
-            acc = run.accumulator("Scalar")
-            fold = rop or "add"
-            if cmd in ("reset", "reset_reduce"):
-                acc[:p] = alu.REDUCE_IDENTITY.get(fold, 0.0)
-            if cmd in ("reduce", "reset_reduce", "load_reduce") and out.shape[1]:
-                acc[:p] = alu.apply_binary(fold, acc[:p], alu.reduce(fold, out, (1,)))
+            _accumulate(run, p, cmd, rop, out)
         if reduce_res is not None:
             reduce_res.write(run.accumulator("Scalar")[:p].reshape(reduce_res.shape))
     writes = [dst] + ([reduce_res] if reduce_res is not None else [])
@@ -180,6 +175,17 @@ def activation(
         out_dtype=dst.dtype,
         attrs={"op": name, "reduce_cmd": cmd, "reduce_readout": reduce_res is not None},
     )
+
+
+def _accumulate(run, p: int, cmd: str, rop: str, out: np.ndarray) -> None:
+    """The Scalar engine's accumulator registers after an instruction with reduce command `cmd`: reset to the
+    identity of `rop` (add when none is given) and / or fold in the row reductions of `out` [p, n]."""
+    acc = run.accumulator("Scalar")
+    fold = rop or "add"
+    if cmd in ("reset", "reset_reduce"):
+        acc[:p] = alu.REDUCE_IDENTITY.get(fold, 0.0)
+    if cmd in ("reduce", "reset_reduce", "load_reduce") and out.shape[1]:
+        acc[:p] = alu.apply_binary(fold, acc[:p], alu.reduce(fold, out, (1,)))
 
 
 def _check_range(run, name: str, z: np.ndarray, api: str, loc: SourceLoc) -> None:
@@ -302,15 +308,7 @@ def activate2(
         out = np.asarray(out, dtype=np.float32)
         dst.write(out.reshape(dst.shape))
         if cmd != "idle":
-            acc = run.accumulator("Scalar")
-            if cmd in ("reset", "reset_reduce"):
-                ident = alu.REDUCE_IDENTITY.get(rop, 0.0) if rop else 0.0
-                acc[:p] = np.float32(ident)
-            if cmd in ("reduce", "reset_reduce"):
-                part = alu.reduce(rop, out, (1,))
-                acc[:p] = alu.apply_binary(rop, acc[:p], part) if rop in ("abs_max", "abs_min") else alu.reduce(
-                    rop, np.stack([acc[:p], part], axis=1), (1,)
-                )
+            _accumulate(run, p, cmd, rop, out)
         if reduce_res is not None:
             c.check_on_chip(reduce_res, api, "reduce_res", loc)
             reduce_res.write(run.accumulator("Scalar")[: reduce_res.partitions].reshape(reduce_res.shape))
