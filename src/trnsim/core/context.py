@@ -85,6 +85,40 @@ class _AccessLog:
         elif not sp[0] <= it <= sp[1]:
             self.spans[kind] = (min(sp[0], it), max(sp[1], it))
 
+    def overlapping(self, it: int, kind: int, acc: Access) -> list[tuple[int, tuple[int, int]]]:
+        """(row, (iteration, kind)) of the logged accesses from other iterations, of a kind that conflicts with
+        `kind`, whose boxes overlap `acc`'s."""
+        if self._buf is None and self.n <= _SMALL_LOG:
+            # a handful of rows (a short affine loop): a plain loop is cheaper than building and scanning an array
+            p_lo, p_hi, f_lo, f_hi = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            return [
+                (j, (it2, k2))
+                for j, (it2, k2, plo, phi, flo, fhi) in enumerate(self._pending)
+                if it2 != it
+                and (k2 != READ if kind == READ else k2 != ACCUM if kind == ACCUM else True)
+                and plo < p_hi
+                and p_lo < phi
+                and flo < f_hi
+                and f_lo < fhi
+            ]
+        b = self.boxes
+        other_iter = b[:, 0] != it
+        if kind == READ:
+            relevant = b[:, 1] != READ
+        elif kind == ACCUM:
+            relevant = b[:, 1] != ACCUM
+        else:
+            relevant = np.ones(self.n, dtype=bool)
+        hit = (
+            other_iter
+            & relevant
+            & (b[:, 2] < acc.p_hi)
+            & (acc.p_lo < b[:, 3])
+            & (b[:, 4] < acc.f_hi)
+            & (acc.f_lo < b[:, 5])
+        )
+        return [(int(j), (int(b[j, 0]), int(b[j, 1]))) for j in np.flatnonzero(hit)]
+
     def may_conflict(self, it: int, kind: int) -> bool:
         """Is there a logged access of a conflicting kind from another iteration (else no box test is needed)?"""
         for k2 in (WRITE, ACCUM) if kind == READ else (READ, WRITE) if kind == ACCUM else (READ, WRITE, ACCUM):
@@ -95,6 +129,7 @@ class _AccessLog:
 
 
 READ, WRITE, ACCUM = 0, 1, 2
+_SMALL_LOG = 32  # logs up to this many rows are checked row by row (see _AccessLog.overlapping)
 _KIND_NAMES = {READ: "read", WRITE: "write", ACCUM: "accumulate"}
 
 
@@ -237,35 +272,17 @@ class Run:
                 log.add(it, k, acc, acc.tensor, loc)
 
     def _conflicts(self, frame: LoopFrame, log: _AccessLog, it: int, k: int, acc: Access, instr: Instruction) -> None:
-        b = log.boxes[: log.n]
-        other_iter = b[:, 0] != it
-        if k == READ:
-            relevant = b[:, 1] != READ
-        elif k == ACCUM:
-            relevant = b[:, 1] != ACCUM
-        else:
-            relevant = np.ones(log.n, dtype=bool)
-        hit = (
-            other_iter
-            & relevant
-            & (b[:, 2] < acc.p_hi)
-            & (acc.p_lo < b[:, 3])
-            & (b[:, 4] < acc.f_hi)
-            & (acc.f_lo < b[:, 5])
-        )
-        if not hit.any():
-            return
-        for j in np.flatnonzero(hit):
+        for j, (prev_it, prev_k) in log.overlapping(it, k, acc):
             prev, prev_tensor, prev_loc = log.accesses[j]
             if prev_tensor is not None and acc.tensor is not None:
                 common = np.intersect1d(prev_tensor.element_offsets(), acc.tensor.element_offsets())
                 if common.size == 0:
                     continue
-            prev_kind = _KIND_NAMES[int(b[j, 1])]
+            prev_kind = _KIND_NAMES[prev_k]
             raise NkiRaceError(
                 f"loop-carried dependency inside affine_range: {_KIND_NAMES[k]} of "
                 f"{acc.storage.buffer.name} tensor '{acc.storage.name}' in iteration {it} touches the same "
-                f"location as a {prev_kind} in iteration {int(b[j, 0])} (at {prev_loc.short}); iterations of "
+                f"location as a {prev_kind} in iteration {prev_it} (at {prev_loc.short}); iterations of "
                 f"an affine_range loop may run in any order or in parallel",
                 code="err_unexpected_output_dependencies",
                 values={

@@ -33,6 +33,7 @@ class Tensor:
         "_reg",
         "_off",
         "_sig",
+        "_memo",
         "__weakref__",
     )
 
@@ -55,6 +56,7 @@ class Tensor:
         self._reg = None  # cached region box
         self._off = None  # byte offset of `array` in the storage's data when known (saves a pointer lookup)
         self._sig = None  # check-cache signature of this view (isa.common.check_key), computed on first use
+        self._memo = None  # (subscript, view): the last plain subscript of this tensor a front end resolved
 
     # ----------------------------------------------------------------- basic properties
     @property

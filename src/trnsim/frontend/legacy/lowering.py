@@ -157,8 +157,10 @@ def operand(x: Any, minfo: tuple[dict, list] = NO_MASK) -> Any:
         )
     ranges, rest = minfo
     if isinstance(x, LazyAccess):
-        if not ranges and not rest and x._plain is not None:
-            return _check_tile_layout(x._plain)  # resolved already (for its shape), and no mask to apply
+        if not ranges and not rest:
+            t = x.plain_view()  # no mask to apply: the plain view (resolved once, see LazyAccess.plain_view)
+            if t is not None:
+                return _check_tile_layout(t)
         t, _ = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
         return _check_tile_layout(t)
     if isinstance(x, Tensor):

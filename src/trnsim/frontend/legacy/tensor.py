@@ -472,16 +472,32 @@ class LazyAccess:
         not valid on its own (a mask of the consumer may make it valid; the consumer then reports any error)."""
         t = self._plain
         if t is None:
-            for k in self.key:
+            base = self.base
+            key = self.key
+            memo = base._memo
+            if memo is not None:
+                # Loops subscript the same tile with the very same index-expression objects (`tiles[k][i.p, i.x]`)
+                # again and again: the view is the same, so the last one is reused. Identity, not equality: index
+                # expressions compare lazily (`==` builds a predicate), and they never change once built.
+                mkey = memo[0]
+                if len(mkey) == len(key):
+                    for a, b in zip(mkey, key):
+                        if a is not b:
+                            break
+                    else:
+                        t = self._plain = memo[1]
+                        return t
+            for k in key:
                 if isinstance(k, (Tensor, LazyAccess, EvaluatedIndex)):
                     return None
             try:
-                t, where = resolve_access(self.base, self.key, {}, [], plan=self.plan)
+                t, where = resolve_access(base, key, {}, [], plan=self.plan)
             except NkiError:
                 return None
             if where is not None:
                 return None
             self._plain = t
+            base._memo = (key, t)
         return t
 
     @property
