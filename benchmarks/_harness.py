@@ -26,6 +26,22 @@ class Sample:
 
 
 @dataclass
+class Part:
+    """One piece of the simulator's work timed on its own: a lower bound of the simulator's time."""
+
+    label: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(s.wall for s in self.samples) if self.samples else float("nan")
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples) if self.samples else float("nan")
+
+
+@dataclass
 class Result:
     """Timings of one benchmark: simulator and NumPy baseline samples, plus what was measured."""
 
@@ -39,6 +55,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     check: str = ""
+    parts: list[Part] = field(default_factory=list)
 
     @staticmethod
     def _median(xs: list[Sample], attr: str) -> float:
@@ -84,6 +101,11 @@ class Result:
             lines.append(
                 f"  overhead per instruction: {self.per_instruction_overhead_us('wall'):.1f} us wall, "
                 f"{self.per_instruction_overhead_us('cpu'):.1f} us cpu"
+            )
+        for part in self.parts:
+            lines.append(
+                f"  alone: {part.label}: {part.wall:.3f} s wall, {part.cpu:.3f} s cpu "
+                f"({part.wall / self.base_wall if self.base else float('nan'):.2f}x the baseline's wall time)"
             )
         if self.check:
             lines.append(f"  check: {self.check}")
@@ -159,6 +181,59 @@ def run_pairs(
     if check is not None and got is not None and ref is not None and not res.interrupted:
         res.check = check(got, ref)
     return res
+
+
+def measure_parts(res: Result, parts: list[tuple[str, Callable[[], Any]]], repeats: int) -> Result:
+    """Time pieces of the simulator's work on their own (median of `repeats`), to show what its time is made of and
+    how far below the target those pieces alone already are. Ctrl-C keeps what was measured."""
+    try:
+        for label, fn in parts:
+            part = Part(label)
+            res.parts.append(part)
+            for r in range(repeats):
+                log(f"  {res.name}: alone, repeat {r + 1}/{repeats}: {label} ...")
+                part.samples.append(timed(fn)[1])
+    except KeyboardInterrupt:
+        res.interrupted = True
+    return res
+
+
+def tile_matmul_replay(stream: list[Any]) -> Callable[[], None]:
+    """A function doing the Tensor-engine products of an instruction stream as plain NumPy float32 GEMMs, one per
+    matmul instruction ([K, M].T @ [K, N]), on one BLAS thread as the simulator runs them: the floor of a
+    simulation that computes every nc_matmul on its own. Operands are random (values do not change the time)."""
+    import numpy as np
+
+    from trnsim.core.memory import single_threaded_blas
+
+    shapes = [
+        (ins.attrs["K"], ins.attrs["M"], ins.attrs["N"])
+        for ins in stream
+        if ins.opcode == "MATMUL" and not ins.attrs.get("transpose")
+    ]
+    rng = np.random.default_rng(0)
+    operands: dict[tuple[int, int, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for k, m, n in set(shapes):
+        # enough operand sets per shape (about 32 MiB) that the products do not all run out of a warm cache, as
+        # in a real kernel, whose tiles stream through memory
+        sets = max(1, min(64, (32 << 20) // (4 * (k * m + k * n + m * n))))
+        operands[(k, m, n)] = [
+            (
+                rng.standard_normal((k, m), dtype=np.float32),
+                rng.standard_normal((k, n), dtype=np.float32),
+                np.empty((m, n), dtype=np.float32),
+            )
+            for _ in range(sets)
+        ]
+    order = [operands[kmn][i % len(operands[kmn])] for i, kmn in enumerate(shapes)]
+
+    def replay() -> None:
+        with single_threaded_blas():
+            for a, b, out in order:
+                np.matmul(a.T, b, out=out)
+
+    replay.count = len(order)  # type: ignore[attr-defined]
+    return replay
 
 
 def last_instruction_count() -> int:

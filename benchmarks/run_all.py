@@ -86,6 +86,15 @@ def render(results: list[Result], argv: list[str], started: str, load_before: st
             )
         if r.check:
             out.append(f"- result check: {r.check}")
+        if r.parts and r.base:
+            out.append("- parts of the simulator's work timed alone (median wall / cpu, and wall as a multiple of the baseline's):")
+            for part in r.parts:
+                out.append(f"  - {part.label}: {_fmt(part.wall)} / {_fmt(part.cpu)} ({part.wall / r.base_wall:.2f}x)")
+            total = sum(part.wall for part in r.parts)
+            out.append(
+                f"  - these parts together: {_fmt(total)}, {total / r.base_wall:.2f}x the baseline "
+                f"({100 * total / r.sim_wall:.0f}% of the full simulation's {_fmt(r.sim_wall)})"
+            )
         if r.interrupted:
             out.append("- interrupted: partial results")
         out.append(

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 import numpy as np
-from _harness import Result, last_instruction_count, log, run_pairs
+from _harness import Result, last_instruction_count, log, measure_parts, run_pairs
 
 import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.language as nl
@@ -57,13 +57,21 @@ def run(n: int = 100_000, repeats: int = 3, seed: int = 0) -> Result:
         ok = np.allclose(got, ref, rtol=1e-4)
         return f"results {'match' if ok else 'DO NOT match'} the NumPy loop (rtol 1e-4)"
 
-    return run_pairs(
+    run_pairs(
         res,
         lambda: nki.simulate_kernel(tiny_chain, a, iters),
         lambda: numpy_baseline(a, iters),
         repeats,
         count_instructions=last_instruction_count,
         check=check,
+    )
+    if res.interrupted:
+        return res
+    return measure_parts(
+        res,
+        [("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
+          lambda: tiny_chain.launch(a, iters, numerics=False))],
+        repeats,
     )
 
 
