@@ -94,6 +94,35 @@ class Timed:
         return f"Timed({self.start:.1f}..{self.end:.1f}{q} wait_on={self.wait_on})"
 
 
+def _timings(
+    start: list[float],
+    end: list[float],
+    wait_on: list[int],
+    wait_ns: list[float],
+    queue: list[str],
+    done: list[float],
+    issue: list[float],
+    reason: list[str],
+) -> list[Timed]:
+    """`Timed` records from per-field lists (the fields set directly: calling `Timed.__init__` per instruction costs
+    more than the records themselves)."""
+    new = object.__new__
+    out = []
+    append = out.append
+    for st, en, w, wns, q, dn, iss, rs in zip(start, end, wait_on, wait_ns, queue, done, issue, reason):
+        t = new(Timed)
+        t.start = st
+        t.end = en
+        t.wait_on = w
+        t.wait_ns = wns
+        t.queue = q
+        t.done = dn
+        t.issue = iss
+        t.reason = rs
+        append(t)
+    return out
+
+
 class Estimate:
     """Result of the timing pass for one launch.
 
@@ -234,22 +263,25 @@ class _Graph:
     """Dependency graph over the stream plus virtual nodes (buffer releases).
 
     `vdeps[k]`: the producers of virtual node n + k (every use of a released tile; kind WAR); `children[j]`:
-    (consumer, kind) of node j, where kind RAW_SEM / WAW_SEM mark a cross-engine result wait that also pays the
-    semaphore; `pending[k]`: how many producers node k waits for (the per-instruction dependency dicts are
-    dropped once their edges exist).
+    (consumer instruction, kind) of node j, where kind RAW_SEM / WAW_SEM mark a cross-engine result wait that also
+    pays the semaphore; `releases[j]`: the virtual nodes that wait for instruction j's end (None when none; kept
+    apart from `children` so that the scheduler handles these edges, about half of all, without a kind);
+    `pending[k]`: how many producers node k waits for (the per-instruction dependency dicts are dropped once their
+    edges exist).
 
     The same pass numbers the resources (one per (core, engine) and per (core, DMA queue), in order of first use:
     `res_keys`), so the scheduler needs no second walk over the stream: `rid_of[i]` / `pos_of[i]` (instruction i's
     resource and its position in that resource's program order `orders[rid]`), `engs[i]`, and the core barriers
     (`barrier_of[i]`: its rendezvous group, `barrier_groups[group]`: the barriers that meet)."""
 
-    __slots__ = ("n", "children", "vdeps", "queue_of", "pending", "engs", "rid_of", "pos_of", "orders", "res_keys",
-                 "barrier_groups", "barrier_of")
+    __slots__ = ("n", "children", "releases", "vdeps", "queue_of", "pending", "engs", "rid_of", "pos_of", "orders",
+                 "res_keys", "barrier_groups", "barrier_of")
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.vdeps: list[list[int]] = []
         self.children: list[list[tuple[int, int]]] = []
+        self.releases: list[list[int] | None] = [None] * n
         self.queue_of: list[str] = [""] * n
         self.pending: list[int] = []
         self.engs: list[str] = []
@@ -262,48 +294,64 @@ class _Graph:
 
 
 def _scan(stream: list[Instruction]) -> tuple:
-    """One pass over every access of the stream. Returns (first, last, stor, written, uses, firsts, blocks):
-    first / last stream position and the `Storage` of every on-chip storage (dicts in first-access order), the
-    ids of all storages ever written, every on-chip storage's positions (`uses`), the on-chip storages first
-    accessed at each position (`firsts[pos]`, in access order, None when none) and whether any on-chip storage
-    has leading block dimensions (`blocks`). The spill planner's per-position SBUF lists are built only when
-    SBUF overflows (`_sbuf_at`)."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
+    """One pass over every access of the stream. Returns (uses, stor, written, firsts, blocks, sites, site_of,
+    live_max): every on-chip storage's positions in ascending order (`uses`, so its first and last use are
+    `uses[sid][0]` / `[-1]`) and its `Storage` (dicts in first-access order), the last position that writes each
+    storage ever written (`written`), the on-chip storages first accessed at each position (`firsts[pos]`, in
+    access order, None when none), whether any on-chip storage has leading block dimensions (`blocks`) and the
+    allocation sites (`_sites`). The spill planner's per-position SBUF lists are built only when SBUF overflows
+    (`_sbuf_at`)."""
     stor: dict[int, Any] = {}
-    written: set[int] = set()
-    uses: dict[int, list[int]] = {}
+    written: dict[int, int] = {}
+    # per storage: its positions (on-chip), or () for an HBM storage (skipped without looking at its kind again)
+    seen: dict[int, Any] = {}
     firsts: list[list[int] | None] = [None] * len(stream)
     blocks = False
-    last_get = last.get
-    add_written = written.add
+    seen_get = seen.get
     for pos, ins in enumerate(stream):
         new = None
-        wrs = ins.writes
-        for acc in wrs:
-            add_written(acc.storage.id)
-        for acc in ins.reads + wrs if wrs else ins.reads:
-            st = acc.storage
-            if st.buffer.kind == "hbm":
-                continue
-            sid = st.id
-            p = last_get(sid)
-            if p == pos:
-                continue  # already counted at this position
-            last[sid] = pos
-            if p is None:
-                first[sid] = pos
+        # reads, then writes (the order of `firsts`); the two loops differ only in recording the write
+        for acc in ins.reads:
+            sid = acc.storage.id
+            u = seen_get(sid)
+            if u:
+                if u[-1] != pos:  # (not counted at this position yet)
+                    u.append(pos)
+            elif u is None:
+                st = acc.storage
+                if st.buffer.kind == "hbm":
+                    seen[sid] = ()
+                    continue
+                seen[sid] = [pos]
                 stor[sid] = st
-                uses[sid] = [pos]
                 if new is None:
                     new = firsts[pos] = [sid]
                 else:
                     new.append(sid)
                 if st.nblocks > 1:
                     blocks = True
-            else:
-                uses[sid].append(pos)
-    return first, last, stor, written, uses, firsts, blocks
+        for acc in ins.writes:
+            sid = acc.storage.id
+            written[sid] = pos
+            u = seen_get(sid)
+            if u:
+                if u[-1] != pos:
+                    u.append(pos)
+            elif u is None:
+                st = acc.storage
+                if st.buffer.kind == "hbm":
+                    seen[sid] = ()
+                    continue
+                seen[sid] = [pos]
+                stor[sid] = st
+                if new is None:
+                    new = firsts[pos] = [sid]
+                else:
+                    new.append(sid)
+                if st.nblocks > 1:
+                    blocks = True
+    uses = {sid: u for sid, u in seen.items() if u}
+    return (uses, stor, written, firsts, blocks, *_sites(uses, stor))
 
 
 def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
@@ -330,51 +378,87 @@ def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
 def _sbuf_overflows(scan: tuple, n: int, cap: int) -> bool:
     """Does the program-order peak of live SBUF bytes (each tile from its first to its last use) exceed `cap` on
     some core? Prefix sums of per-position deltas (the common no-overflow case stays a C-level loop)."""
-    first, last, stor = scan[0], scan[1], scan[2]
+    # the sum over SBUF sites of (most instances live at once x bytes) bounds the peak: usually it fits already
+    bound: dict[int, int] = {}
+    for key, lm in scan[7].items():
+        if key[1] == "sbuf":
+            bound[key[0]] = bound.get(key[0], 0) + lm * key[3]
+    if all(b <= cap for b in bound.values()):
+        return False
+    uses, stor = scan[0], scan[1]
     delta: dict[int, list[int]] = {}
-    for sid, st in stor.items():
+    for u, st in zip(uses.values(), stor.values()):  # (both in first-access order)
         if st.buffer.kind != "sbuf":
             continue
         d = delta.get(st.core)
         if d is None:
             d = delta[st.core] = [0] * (n + 1)
         rb = st.row_bytes
-        d[first[sid]] += rb
-        d[last[sid] + 1] -= rb
+        d[u[0]] += rb
+        d[u[-1] + 1] -= rb
     return any(max(accumulate(d)) > cap for d in delta.values())
 
 
-def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[int, Any], arch: Arch):
-    """Physical buffers per allocation site: returns (targets, site_of), `targets[k]` the buffers of site k (sites
-    numbered in order of first use) and `site_of[sid]` each on-chip storage's site number."""
+def _sites(uses: dict[int, list[int]], stor: dict[int, Any]) -> tuple:
+    """Allocation sites of the on-chip storages: returns (sites, site_of, live_max), `sites[key]` the storages
+    allocated at key = (core, buffer kind, location, bytes per partition) (in order of first use), `site_of[sid]`
+    each storage's site number (the position of its key in `sites`) and `live_max[key]` the most instances of the
+    site live at once (at least 1)."""
     sites: dict[tuple, list[int]] = {}
     site_num: dict[tuple, int] = {}
+    # the same, found by the location object's identity (hashing a SourceLoc is a Python call); distinct but equal
+    # locations still share their site through `site_num`
+    site_fast: dict[tuple, int] = {}
     site_lists: list[list[int]] = []
     site_of: dict[int, int] = {}
     for sid, st in stor.items():
-        key = (st.core, st.buffer.kind, st.loc, st.row_bytes)
-        k = site_num.get(key)  # (one lookup per storage: hashing a source location is a Python call)
+        core, kind, loc, rb = st.core, st.buffer.kind, st.loc, st.row_bytes
+        fk = (core, kind, id(loc), rb)
+        k = site_fast.get(fk)
         if k is None:
-            k = site_num[key] = len(site_lists)
-            sites[key] = lst = [sid]
-            site_lists.append(lst)
+            key = (core, kind, loc, rb)
+            k = site_num.get(key)
+            if k is None:
+                k = site_num[key] = len(site_lists)
+                sites[key] = lst = [sid]
+                site_lists.append(lst)
+            else:
+                site_lists[k].append(sid)
+            site_fast[fk] = k
         else:
             site_lists[k].append(sid)
         site_of[sid] = k
     live_max: dict[tuple, int] = {}
     for key, sids in sites.items():
-        if len(sids) == 1:
+        # the storages come in order of first use: one at a time when each starts after the previous one's last use
+        prev_last = -1
+        for sid in sids:
+            u = uses[sid]
+            if u[0] <= prev_last:
+                break
+            prev_last = u[-1]
+        else:
             live_max[key] = 1
             continue
-        ev = [(first[sid], 1) for sid in sids]
-        ev += [(last[sid] + 1, -1) for sid in sids]
-        ev.sort()  # by position, ends (-1) before starts at the same position
+        # events as integers: a start 2 * first + 1, an end 2 * (last + 1), so that sorting puts the ends before the
+        # starts at the same position
+        ev = [2 * uses[sid][0] + 1 for sid in sids]
+        ev += [2 * uses[sid][-1] + 2 for sid in sids]
+        ev.sort()
         cur = best = 0
-        for _, d in ev:
-            cur += d
-            if cur > best:
-                best = cur
+        for x in ev:
+            if x & 1:
+                cur += 1
+                if cur > best:
+                    best = cur
+            else:
+                cur -= 1
         live_max[key] = max(best, 1)
+    return sites, site_of, live_max
+
+
+def _rotation_targets(sites: dict[tuple, list[int]], live_max: dict[tuple, int], arch: Arch) -> list[int]:
+    """Physical buffers per allocation site (see `_sites`): `targets[k]` the buffers of site k."""
     # Rotation depth per site: every site gets one buffer per live instance; then, while SBUF / PSUM has room,
     # sites whose buffers turn over most often (instances / live instances) get `buffer_rotation` sets.
     caps = {"sbuf": arch.sbuf_usable_bytes_per_partition, "psum": arch.psum_bytes_per_partition}
@@ -393,8 +477,7 @@ def _rotation_targets(first: dict[int, int], last: dict[int, int], stor: dict[in
                 if rot.get(k, 1) == r - 1 and used + live_max[k] * k[3] <= cap:
                     rot[k] = r
                     used += live_max[k] * k[3]
-    targets = [live_max[k] * rot.get(k, 1) for k in sites]
-    return targets, site_of
+    return [live_max[k] * rot.get(k, 1) for k in sites]
 
 
 def _normalise_block_dims(ins: Instruction) -> None:
@@ -432,17 +515,18 @@ def build_graph(
     g = _Graph(n)
     if scan is None:
         scan = _scan(stream)
-    last, stor, written, accessors, firsts = scan[1], scan[2], scan[3], scan[4], scan[5]
-    targets, site_of = _rotation_targets(scan[0], last, stor, arch)
+    accessors, written, firsts, site_of = scan[0], scan[2], scan[3], scan[6]
+    targets = _rotation_targets(scan[5], scan[7], arch)
     DMA = Engine.DMA
-    if scan[6]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
+    if scan[4]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
         for ins in stream:
             wrs = ins.writes
             if wrs and ins.engine != DMA and wrs[0].storage.nblocks > 1:
                 _normalise_block_dims(ins)
     # releases per stream position (in first-access order of the storages, as the free queues need)
     releases: list[list[int] | None] = [None] * n
-    for sid, pos in last.items():
+    for sid, u in accessors.items():
+        pos = u[-1]
         rl = releases[pos]
         if rl is None:
             releases[pos] = [sid]
@@ -452,15 +536,15 @@ def build_graph(
     free: list[deque | None] = [None] * len(targets)  # per site: storages whose buffer is free again
     release_node: dict[int, int] = {}
     writes: dict[int, list] = {}
-    # reads are recorded only for storages that are ever written (a write is what looks them up): one list per
-    # such storage up front, so a single lookup both tests and fetches
-    reads: dict[int, list] = {sid: [] for sid in written}
+    # reads are recorded only where a later write looks them up (the storage's last write comes after them)
+    reads: dict[int, list] = {}
+    last_write = written.get
     qlines: dict[tuple, dict] = {}
     stmt_queue: dict[tuple, tuple[str, int]] = {}  # (core, queue base, id(location)) -> (queue name, resource)
     barrier_on: dict[tuple, int] = {}  # (core, storage id) -> that core's latest core_barrier on the storage
     nq = max(1, int(arch.dma_queues))
     sem = arch.semaphore_ns
-    engs: list[str] = []  # filled in the main loop (one pass over the instructions, not two)
+    engs: list[str] = list(map(_engine_of, stream))
     pending = [0] * n
     vdeps = g.vdeps
     queue_of = g.queue_of
@@ -472,12 +556,15 @@ def build_graph(
     pos_of = g.pos_of
     orders = g.orders
     res_keys = g.res_keys
-    resources: dict[tuple, int] = {}
+    rel_of = g.releases
+    resources: dict[tuple, int] = {}  # (core, "DMA", queue name) -> resource
     resources_get = resources.get
+    eng_rids: dict[int, dict[str, int]] = {}  # core -> engine -> resource
     barrier_count: dict[tuple, int] = {}
+    eng_rid: dict[str, int] = {}  # engine -> resource, of core `eng_core` (streams mostly run on one core)
+    eng_core = -1
     for i, ins in enumerate(stream):
-        eng = ins.engine
-        engs.append(eng)
+        eng = engs[i]
         deps: dict[int, int] = {}
         # ---- buffer rotation: the first access of an on-chip tile takes a buffer of its site's ring
         new = firsts[i]
@@ -490,15 +577,17 @@ def build_graph(
                     prev = fq.popleft()
                     v = release_node.get(prev)
                     if v is None:
-                        # a virtual node after every use of the tile that held the buffer (its order among
-                        # the children of those uses does not matter: finish_node resolves it afterwards)
+                        # a virtual node after every use of the tile that held the buffer
                         v = n + len(vdeps)
                         vd = accessors[prev]
                         vdeps.append(vd)
                         children.append([])
-                        tv = (v, WAR)
                         for j in vd:
-                            children[j].append(tv)
+                            rv = rel_of[j]
+                            if rv is None:
+                                rel_of[j] = [v]
+                            else:
+                                rv.append(v)
                         release_node[prev] = v
                     deps[v] = BUF
                 else:
@@ -510,8 +599,8 @@ def build_graph(
         # only by writes, and this instruction's writes skip its own reads, so recording it now is the same)
         for acc in rds:
             sid = acc.storage.id
-            rl = reads_get(sid)
-            if rl is None:  # never written (kernel inputs): no dependencies, and no write looks its reads up
+            lw = last_write(sid)
+            if lw is None:  # never written (kernel inputs): no dependencies, and no write looks its reads up
                 continue
             p0 = acc.p_lo
             p1 = acc.p_hi
@@ -520,19 +609,28 @@ def build_graph(
             wl = writes_get(sid)
             if wl:
                 for e in wl:
-                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                    # (the free-byte ranges first: tiles are mostly sliced along them, so they decide sooner)
+                    if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
                         deps[e[4]] = RAW
-            if not is_barrier:
-                rl.append((p0, p1, f0, f1, i))
+            if lw > i and not is_barrier:
+                rl = reads_get(sid)
+                if rl is None:
+                    reads[sid] = [(p0, p1, f0, f1, i)]
+                else:
+                    rl.append((p0, p1, f0, f1, i))
         # ---- writes: order after earlier writes and reads of the boxes (every write of the instruction first),
         # then record them, dropping the boxes they cover
-        for acc in wrs:
+        if len(wrs) == 1:  # (the common case: one write, looked up once)
+            acc = wrs[0]
             sid = acc.storage.id
-            p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+            p0 = acc.p_lo
+            p1 = acc.p_hi
+            f0 = acc.f_lo
+            f1 = acc.f_hi
             wl = writes_get(sid)
             if wl:
                 for e in wl:
-                    if e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3]:
+                    if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
                         j = e[4]
                         if j not in deps or deps[j] > WAW:
                             deps[j] = ORD if e[5] == eng else WAW
@@ -540,37 +638,69 @@ def build_graph(
             if rl:
                 for e in rl:
                     j = e[4]
-                    if j != i and e[0] < p1 and p0 < e[1] and e[2] < f1 and f0 < e[3] and j not in deps:
+                    if j != i and e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1] and j not in deps:
                         deps[j] = WAR
-        for acc in wrs:
-            sid = acc.storage.id
-            b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
-            rl = reads_get(sid)
-            if rl:
-                _drop_covered(rl, b0, b1, b2, b3)
-            wl = writes_get(sid)
-            e = (b0, b1, b2, b3, i, eng)
+                _drop_covered(rl, p0, p1, f0, f1)
+            e = (p0, p1, f0, f1, i, eng)
             if wl is None:
                 writes[sid] = [e]
+            elif len(wl) == 1:  # `_drop_covered` inlined: one box, typically the tile's previous whole write
+                x = wl[0]
+                if p0 <= x[0] and x[1] <= p1 and f0 <= x[2] and x[3] <= f1:
+                    wl[0] = e
+                else:
+                    wl.append(e)
             else:
                 if wl:
-                    _drop_covered(wl, b0, b1, b2, b3)
+                    _drop_covered(wl, p0, p1, f0, f1)
                 wl.append(e)
+        elif wrs:
+            for acc in wrs:
+                sid = acc.storage.id
+                p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                wl = writes_get(sid)
+                if wl:
+                    for e in wl:
+                        if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
+                            j = e[4]
+                            if j not in deps or deps[j] > WAW:
+                                deps[j] = ORD if e[5] == eng else WAW
+                rl = reads_get(sid)
+                if rl:
+                    for e in rl:
+                        j = e[4]
+                        if j != i and e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1] and j not in deps:
+                            deps[j] = WAR
+            for acc in wrs:
+                sid = acc.storage.id
+                b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
+                rl = reads_get(sid)
+                if rl:
+                    _drop_covered(rl, b0, b1, b2, b3)
+                wl = writes_get(sid)
+                e = (b0, b1, b2, b3, i, eng)
+                if wl is None:
+                    writes[sid] = [e]
+                else:
+                    if wl:
+                        _drop_covered(wl, b0, b1, b2, b3)
+                    wl.append(e)
         # ---- core barriers: a barrier waits for its own core's earlier writes of its tensor (the other cores
         # meet it at the rendezvous: the stream interleaves the cores, so it must not order them); the core's
         # later accesses of the tensor wait for the barrier's end
+        core = ins.core
         if barrier_on:
             for accs in (rds, wrs):
                 for acc in accs:
-                    j = barrier_on.get((ins.core, acc.storage.id))
+                    j = barrier_on.get((core, acc.storage.id))
                     if j is not None:
                         deps.setdefault(j, BAR)
         if is_barrier:
-            deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == ins.core}
+            deps = {j: k for j, k in deps.items() if j >= n or stream[j].core == core}
             for acc in rds:
-                barrier_on[(ins.core, acc.storage.id)] = i
+                barrier_on[(core, acc.storage.id)] = i
             cores_l = tuple(sorted(ins.attrs.get("cores") or ()))
-            kk = (ins.core, cores_l)
+            kk = (core, cores_l)
             c = barrier_count.get(kk, 0)
             barrier_count[kk] = c + 1
             gk = (cores_l, c)
@@ -581,16 +711,16 @@ def build_graph(
             base = ins.attrs.get("queue") or "qSyncIO"
             # (queue name, resource) of the statement, found by its location object's identity (hashing a
             # SourceLoc is a Python call); distinct but equal locations still share the statement's queue
-            qk = (ins.core, base, id(ins.loc))
+            qk = (core, base, id(ins.loc))
             q = stmt_queue.get(qk)
             if q is None:
-                lines = qlines.get((ins.core, base))
+                lines = qlines.get((core, base))
                 if lines is None:
-                    lines = qlines[(ins.core, base)] = {}
+                    lines = qlines[(core, base)] = {}
                 q = lines.get(ins.loc)
                 if q is None:
                     qname = f"{base}{len(lines) % nq}"
-                    key = (ins.core, "DMA", qname)
+                    key = (core, "DMA", qname)
                     rid = resources_get(key)
                     if rid is None:
                         rid = resources[key] = len(res_keys)
@@ -601,10 +731,13 @@ def build_graph(
             queue_of[i] = q[0]
             rid = q[1]
         else:
-            key = (ins.core, eng)
-            rid = resources_get(key)
+            if core != eng_core:
+                eng_core = core
+                eng_rid = eng_rids.setdefault(core, {})
+            rid = eng_rid.get(eng)
             if rid is None:
-                rid = resources[key] = len(res_keys)
+                key = (core, eng)
+                rid = eng_rid[eng] = len(res_keys)
                 res_keys.append(key)
                 orders.append([])
         order = orders[rid]
@@ -718,7 +851,7 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
         scan = _scan(stream)
     if not _sbuf_overflows(scan, len(stream), cap):
         return None
-    stor, uses = scan[2], scan[4]
+    uses, stor = scan[0], scan[1]
     at = _sbuf_at(stream)
     live: dict[int, set[int]] = {}
     used: dict[int, int] = {}
@@ -744,7 +877,7 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     drop_clean = bool(arch.spill_drop_clean_tiles)
     on_demand = bool(arch.spill_reload_on_demand)
     # tiles holding unmodified copies of read-only HBM data: evicting them needs no save
-    clean = _clean_tiles(stream, scan[3]) if drop_clean else set()
+    clean = _clean_tiles(stream, scan[2]) if drop_clean else set()
 
     def victim_key(sid: int) -> tuple[int, int]:
         # farthest next use first (Belady); among equals, the tile with the most bytes that need no save
@@ -930,6 +1063,7 @@ class _Flow:
 
 
 _flow_cap = operator.attrgetter("cap")
+_engine_of = operator.attrgetter("engine")
 
 
 def _waterfill(flows: list[_Flow], pipe_cap: float, hbm_cap: float) -> None:
@@ -992,12 +1126,12 @@ def _schedule(
     stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None, scan: tuple | None = None
 ) -> Estimate:
     """The event loop. Hot path: one heap pop per instruction (plus DMA data start / completion events); each
-    resource (engine or DMA queue of a core) keeps one candidate in the heap, recomputed when it is marked
-    dirty (it ran an instruction, or one of its window's instructions became ready).
+    resource (engine or DMA queue of a core) keeps one candidate in the heap, recomputed when it ran an
+    instruction and replaced when one of its window's instructions becomes ready and starts earlier.
 
     Per-resource state lives in parallel lists indexed by resource number (cheaper than attribute access in the
-    hot loop). The heap's instruction items (time, 2, instruction, version) are unique, so the order in
-    which dirty resources push them does not change the order in which they are popped."""
+    hot loop). The heap's valid instruction items (time, 2, instruction, 0) are unique, so the order in which
+    resources push them does not change the order in which they are popped."""
     from ..isa.dma import dma_cost
     from ..isa.tensor_engine import loadstationary_ns
 
@@ -1006,6 +1140,7 @@ def _schedule(
     vdeps = g.vdeps
     total_nodes = n + len(vdeps)
     children = g.children
+    rel_of = g.releases
     queue_of = g.queue_of
     pending = g.pending
     ready = [0.0] * total_nodes
@@ -1037,7 +1172,6 @@ def _schedule(
     olen = [len(o) for o in orders]
     heads = [0] * nres
     free_t = [0.0] * nres
-    versions = [0] * nres
     blocked = [False] * nres
     last_of = [-1] * nres  # last instruction each resource ran
     last_end = [0.0] * nres
@@ -1083,101 +1217,189 @@ def _schedule(
     flops = pe_flops = 0
 
     # heap items (time, priority, tie, a): priority 0 = DMA completion (tie: its event number, a: the flow; valid
-    # while the flow's `version` is that number), 1 = DMA data start (a: the instruction), 2 = instruction
-    # (tie: the instruction, a: its resource's version when pushed)
+    # while the flow's `version` is that number), 1 = DMA data start (tie: its event number, a: the flow),
+    # 2 = instruction (tie: the instruction; valid while it is its resource's candidate at that time)
     heap: list[tuple] = []
     heappush = heapq.heappush
     heappop = heapq.heappop
     seq = 0
-    dirty: dict[int, None] = {}  # resources whose candidate must be recomputed (insertion-ordered set)
+    # Each resource keeps one candidate in the heap: the instruction of its window that can start first, i.e. the
+    # minimum of (max(ready, free_t), position) over its window's ready instructions. `cand_i[rid]`: that
+    # instruction (-1: none, -2: the resource is blocked or will be rescanned once the current event is done),
+    # `cand_t[rid]`: its start time as pushed. An instruction that becomes ready while the window and free_t
+    # stay put can only replace the candidate, so it is compared with it instead of rescanning the window.
+    cand_i = [-2] * nres
+    cand_t = [0.0] * nres
 
-    def skip_scheduled(rid: int) -> None:
-        """Move the resource's program-order head past the instructions already scheduled."""
-        order = orders[rid]
-        h = heads[rid]
-        ol = olen[rid]
-        while h < ol and scheduled[order[h]]:
-            h += 1
-        heads[rid] = h
+    def rescan(rid: int) -> None:
+        """Find and push the resource's candidate: the first ready instruction of the window that can start as
+        soon as the engine is free, else the one ready earliest (first in program order on ties)."""
+        # (never called while the resource waits at a core barrier)
+        rl = ready_l[rid]
+        if not rl:
+            cand_i[rid] = -1
+            return
+        # the window: positions head .. head + win - 1 of the resource's order
+        lim = heads[rid] + win
+        best_t = inf
+        best_i = -1
+        ft = free_t[rid]
+        for i in rl:
+            if pos_of[i] >= lim:
+                break
+            t = ready[i]
+            if t <= ft:  # can start as soon as the engine is free: nothing later in the window beats it
+                best_t = ft
+                best_i = i
+                break
+            if t < best_t:
+                best_t = t
+                best_i = i
+        cand_i[rid] = best_i
+        if best_i >= 0:
+            cand_t[rid] = best_t
+            heappush(heap, (best_t, 2, best_i, 0))
+
+    def became_ready(c: int) -> None:
+        """Every producer of instruction c has finished: it joins its resource's ready list and, if it is in the
+        resource's window (else it is looked at when the window gets there), becomes the candidate when it starts
+        earlier, or at the same time and comes first."""
+        rid_c = rid_of[c]
+        insort(ready_l[rid_c], c)
+        ci = cand_i[rid_c]
+        if ci != -2 and pos_of[c] < heads[rid_c] + win:
+            tc = ready[c]
+            ft = free_t[rid_c]
+            if tc < ft:
+                tc = ft
+            if ci < 0 or tc < cand_t[rid_c] or (tc == cand_t[rid_c] and c < ci):
+                cand_i[rid_c] = c
+                cand_t[rid_c] = tc
+                heappush(heap, (tc, 2, c, 0))
 
     def finish_node(q: int) -> None:
-        """Propagate a finished node's times to its children (virtual nodes are resolved at once, last found
-        first). Read-after-write and write-after-write wait for the producer's result (`done`, plus the semaphore
-        across engines), the other kinds for its end (reader finished, same-engine order, buffer released)."""
+        """Propagate finished instruction q's times to its children, then to the buffer releases waiting for its
+        end (those whose last use this was are resolved at once, last found first). Read-after-write and
+        write-after-write wait for the producer's result (`done`, plus the semaphore across engines), the other
+        kinds for its end (reader finished, same-engine order, buffer released)."""
+        t_done = done[q]
+        t_end = end[q]
+        t_sem = t_done + sem
+        # the time each edge kind waits for: RAW, WAR, WAW, ORD, BUF, BAR, RAW_SEM, WAW_SEM
+        tk = (t_done, t_end, t_done, t_end, t_end, t_end, t_sem, t_sem)
+        for c, kind in children[q]:
+            t = tk[kind]
+            rc = ready[c]
+            if t >= rc or bind[c] < 0:
+                if t > rc:
+                    ready[c] = t
+                bind[c] = q
+                bind_kind[c] = kind
+            pc = pending[c] = pending[c] - 1
+            if pc == 0:
+                became_ready(c)
+        # buffer releases waiting for q's end (WAR edges into virtual nodes; their kind is never read)
+        rv = rel_of[q]
+        if rv is None:
+            return
         stack = None
-        while True:
-            t_done = done[q]
-            t_end = end[q]
-            t_sem = t_done + sem
-            # the time each edge kind waits for: RAW, WAR, WAW, ORD, BUF, BAR, RAW_SEM, WAW_SEM
-            tk = (t_done, t_end, t_done, t_end, t_end, t_end, t_sem, t_sem)
-            for c, kind in children[q]:
-                t = tk[kind]
+        for c in rv:
+            rc = ready[c]
+            if t_end >= rc or bind[c] < 0:
+                if t_end > rc:
+                    ready[c] = t_end
+                bind[c] = q
+            pc = pending[c] = pending[c] - 1
+            if pc == 0:
+                end[c] = done[c] = ready[c]
+                if stack is None:
+                    stack = [c]
+                else:
+                    stack.append(c)
+        if stack is not None:
+            release(stack)
+
+    def release(stack: list[int]) -> None:
+        """Resolve the virtual nodes on `stack`, last first: each passes its time (`end` = `done`) to its consumer,
+        the first access of the tile that takes the buffer (a buffer edge)."""
+        while stack:
+            v = stack.pop()
+            t = end[v]
+            for c, kind in children[v]:
                 rc = ready[c]
                 if t >= rc or bind[c] < 0:
                     if t > rc:
                         ready[c] = t
-                    bind[c] = q
+                    bind[c] = v
                     bind_kind[c] = kind
                 pc = pending[c] = pending[c] - 1
                 if pc == 0:
-                    if c >= n:
-                        end[c] = done[c] = ready[c]
-                        if stack is None:
-                            stack = [c]
-                        else:
-                            stack.append(c)
-                    else:
-                        rid_c = rid_of[c]
-                        insort(ready_l[rid_c], c)
-                        # its resource looks again if c is in its window (else when the window gets there)
-                        if pos_of[c] < heads[rid_c] + win:
-                            dirty[rid_c] = None
-            if not stack:
-                return
-            q = stack.pop()
+                    became_ready(c)
 
     # per resource: its ready instructions not yet started (all producers finished), in program order
     ready_l: list[list[int]] = [[] for _ in range(nres)]
     for i in range(n):
         if pending[i] == 0:
             ready_l[rid_of[i]].append(i)
+    inf = math.inf
     for v in range(n, total_nodes):
         if pending[v] == 0:
-            finish_node(v)
+            release([v])
     for rid in range(nres):
-        dirty[rid] = None
+        rescan(rid)
 
+    # Idle time per (engine, cause): accumulated in `idle_ns[slot]`, one slot per (engine, key) in order of first
+    # occurrence (the order of the `idle` dicts built after the loop). Each resource finds the slot of a cause by an
+    # integer code (producer * 8 + dependency kind; negative: no producer / not waiting), so the key tuple (whose
+    # SourceLoc hashes in Python) is built and hashed once per cause, not once per gap.
+    idle_ns: list[float] = []
+    idle_keys: list[tuple[str, tuple]] = []
+    idle_slot: dict[tuple[str, tuple], int] = {}
+    idle_code: list[dict[int, int]] = [{} for _ in range(nres)]
     who_of: dict[int, tuple] = {}
 
-    def record_idle(rid: int, i: int, gap: float) -> None:
-        """Book an engine's idle gap before instruction i to its cause (the dependency that released i)."""
-        eng = res_keys[rid][1]
-        b = bind[i]
-        if b >= 0 and ready[i] > free_t[rid] + 1e-9:
+    def add_idle(eng: str, key: tuple, gap: float) -> int:
+        """Book `gap` ns of idle time of `eng` to `key`; returns the slot."""
+        slot = idle_slot.get((eng, key))
+        if slot is None:
+            slot = idle_slot[(eng, key)] = len(idle_ns)
+            idle_ns.append(0.0)
+            idle_keys.append((eng, key))
+        idle_ns[slot] += gap
+        return slot
+
+    def record_idle(rid: int, i: int, gap: float, waited: bool) -> None:
+        """Book an engine's idle gap before instruction i to its cause (the dependency that released i, when it
+        `waited` for one)."""
+        if waited:
             kind = bind_kind[i]
-            pb = b
+            pb = bind[i]
             if pb >= n:  # buffer release: name the last use that held the buffer
                 pb2 = bind[pb]
                 pb = pb2 if 0 <= pb2 < n else -1
-            if pb >= 0:
-                w = who_of.get(pb)
-                if w is None:
-                    pins = stream[pb]
-                    who = "DMA " + (queue_of[pb] or "") if pins.engine == DMA else pins.engine
-                    w = who_of[pb] = (who, describe(pins), pins.loc, pins.core)
-                who = w[0]
-                if w[3] != stream[i].core:  # cross-core wait (sendrecv, collectives, shared HBM)
-                    who = f"core {w[3]} {who}"
-                key = (_KIND_NAME.get(kind, "dep"), who, w[1], w[2])
-            else:
-                key = (_KIND_NAME.get(kind, "dep"), "?", "", None)
+            code = pb * 8 + kind if pb >= 0 else -1 - kind
         else:
-            key = ("start" if last_of[rid] < 0 else "issue", "", "", None)
-        d = idle.get(eng)
-        if d is None:
-            d = idle[eng] = {}
-        d[key] = d.get(key, 0.0) + gap
+            code = -20 if last_of[rid] < 0 else -21
+        codes = idle_code[rid]
+        slot = codes.get(code)
+        if slot is not None:
+            idle_ns[slot] += gap
+            return
+        if code >= 0:
+            w = who_of.get(pb)
+            if w is None:
+                pins = stream[pb]
+                who = "DMA " + (queue_of[pb] or "") if pins.engine == DMA else pins.engine
+                w = who_of[pb] = (who, describe(pins), pins.loc, pins.core)
+            who = w[0]
+            if w[3] != stream[i].core:  # cross-core wait (sendrecv, collectives, shared HBM)
+                who = f"core {w[3]} {who}"
+            key = (_KIND_NAME.get(kind, "dep"), who, w[1], w[2])
+        elif code > -20:
+            key = (_KIND_NAME.get(kind, "dep"), "?", "", None)
+        else:
+            key = ("start" if code == -20 else "issue", "", "", None)
+        codes[code] = add_idle(res_keys[rid][1], key, gap)
 
     # ------------------------------------------------------------------ DMA subsystem
     def dma_flow(i: int, ins: Instruction, attrs: dict, nbytes: float) -> _Flow:
@@ -1284,46 +1506,41 @@ def _schedule(
                 rem = f.rem - f.rate * (t - f.t0)
                 f.rem = 0.0 if rem < 0 else rem
             f.t0 = t
+        if len(fl) == 2 and fl[0].cost <= 0 and fl[1].cost <= 0 and fl[0].core == fl[1].core:
+            # two transfers of one core (the next common case): `_waterfill` / `_fair_shares` inlined, with the
+            # same operations in the same order
+            a, b = fl
+            if b.cap < a.cap:  # (the stable sort by cap)
+                a, b = b, a
+            share = pipe_cap / 2
+            ra = a.cap if a.cap < share else share
+            left = pipe_cap - ra
+            share = left / 1
+            rb = b.cap if b.cap < share else share
+            a.rate = ra
+            b.rate = rb
+            used = 0.0
+            used += ra * a.h
+            used += rb * b.h
+            hbm_used = 0.0
+            hbm_used += used
+            if hbm_used > hbm_cap > 0:
+                scale = hbm_cap / hbm_used
+                if a.h > 0:
+                    a.rate *= scale
+                if b.h > 0:
+                    b.rate *= scale
+            reschedule(fl[0], t)
+            reschedule(fl[1], t)
+            return
         _waterfill(fl, pipe_cap, hbm_cap)
         for f in fl:
             if f.cost <= 0:
                 reschedule(f, t)
 
     # ------------------------------------------------------------------ main loop
-    inf = math.inf
-    KIND_NAMES_get = _KIND_NAME.get
-    while True:
-        if dirty:
-            # each dirty resource pushes its best next instruction: earliest possible start, then program order
-            for rid in dirty:
-                ver = versions[rid] = versions[rid] + 1
-                if blocked[rid]:
-                    continue
-                rl = ready_l[rid]
-                if not rl:
-                    continue
-                # the window: positions head .. head + win - 1 of the resource's order (ascending in i)
-                lim = heads[rid] + win
-                lim_i = orders[rid][lim - 1] if lim <= olen[rid] else n
-                best_t = inf
-                best_i = -1
-                ft = free_t[rid]
-                for i in rl:
-                    if i > lim_i:
-                        break
-                    t = ready[i]
-                    if t <= ft:  # can start as soon as the engine is free: nothing later in the window beats it
-                        best_t = ft
-                        best_i = i
-                        break
-                    if t < best_t:
-                        best_t = t
-                        best_i = i
-                if best_i >= 0:
-                    heappush(heap, (best_t, 2, best_i, ver))
-            dirty.clear()
-        if not heap:
-            break
+    kind_names = [_KIND_NAME[k] for k in range(8)]
+    while heap:
         t, prio, i, a = heappop(heap)
         if prio == 0:  # DMA data phase complete
             f = a
@@ -1354,38 +1571,54 @@ def _schedule(
                 if t > tj:
                     crit[j] = i
                 seq += 1
-                heappush(heap, (t if t > tj else tj, 1, seq, j))
+                heappush(heap, (t if t > tj else tj, 1, seq, flow_of[j]))
             else:
                 qbusy[rid] = False
             finish_node(i)
             continue
         if prio == 1:  # DMA data phase starts
-            f = flow_of[a]
+            f = a
             f.start = t
             f.t0 = t
-            flows_by_dom[f.dom].append(f)
+            fl = flows_by_dom[f.dom]
+            fl.append(f)
             if f.cost > 0:
                 seq += 1
                 f.version = seq
                 heappush(heap, (t + f.cost, 0, seq, f))
+            elif len(fl) == 1:  # alone in its domain: `reflow` inlined (nothing moved yet, no event pending)
+                r = f.cap if f.cap < pipe_cap else pipe_cap
+                hbm_used = r * f.h
+                if hbm_used > hbm_cap > 0:
+                    r *= hbm_cap / hbm_used
+                f.rate = r
+                te = t + (f.rem / r if r > 0 else (0.0 if f.rem <= 0 else inf))
+                f.proj = te
+                if te < inf:
+                    seq += 1
+                    f.version = seq
+                    heappush(heap, (te, 0, seq, f))
+                else:
+                    f.version = -1
             else:
                 reflow(f.dom, t)
             continue
         rid = rid_of[i]
-        if a != versions[rid] or scheduled[i] or blocked[rid]:
+        if cand_i[rid] != i or cand_t[rid] != t:  # no longer its resource's candidate
             continue
+        cand_i[rid] = -2  # rescanned once this event is done
         ins = stream[i]
         rdy = ready[i]
         ft = free_t[rid]
         st = rdy if rdy > ft else ft
-        waited = rdy > ft + 1e-9 and bind[i] >= 0
+        # (a ready time after the engine's free time comes from a producer: bind[i] >= 0)
+        waited = rdy > ft + 1e-9
         if waited:
             w_on = bind[i]
-            if w_on >= n:
-                w2 = bind[w_on]
-                w_on = w2 if 0 <= w2 < n else -1
+            if w_on >= n:  # a buffer release: the use that released it last
+                w_on = bind[w_on]
             wait_on[i] = w_on
-            reason_of[i] = KIND_NAMES_get(bind_kind[i], "")
+            reason_of[i] = kind_names[bind_kind[i]]
             wns = rdy - ft
             wait_ns_of[i] = wns if wns > 0.0 else 0.0
         eng = eng_of[i]
@@ -1407,7 +1640,7 @@ def _schedule(
             else:
                 wrs = ins.writes
                 fbytes = float(wrs[0].nbytes if wrs else 0)
-            flow_of[i] = dma_flow(i, ins, attrs, fbytes)
+            f = flow_of[i] = dma_flow(i, ins, attrs, fbytes)
             if qbusy[rid]:
                 w = qwait[rid]
                 if w is None:
@@ -1417,15 +1650,21 @@ def _schedule(
             else:
                 qbusy[rid] = True
                 seq += 1
-                heappush(heap, (t_issue + q_delay, 1, seq, i))
+                heappush(heap, (t_issue + q_delay, 1, seq, f))
             nbytes = int(nb or 0)
             dma_bytes += nbytes
             if "hbm" in attrs.get("direction", ""):
                 hbm_bytes += nbytes
             free_t[rid] = t_issue
             last_of[rid] = i
-            skip_scheduled(rid)
-            dirty[rid] = None
+            # move the head past the instructions already scheduled
+            order = orders[rid]
+            h = heads[rid]
+            ol = olen[rid]
+            while h < ol and scheduled[order[h]]:
+                h += 1
+            heads[rid] = h
+            rescan(rid)
             continue
         spec = ins.spec
         cost = spec.cost(ins, arch) if spec is not None else 0.0
@@ -1447,7 +1686,7 @@ def _schedule(
                 if not attrs.get("transpose"):
                     flops += ins.flops
         if st - ft > 1e-9:
-            record_idle(rid, i, st - ft)
+            record_idle(rid, i, st - ft, waited)
         if barrier_of and i in barrier_of:
             gk = barrier_of[i]
             arr = barrier_arrived.setdefault(gk, [])
@@ -1455,10 +1694,11 @@ def _schedule(
             scheduled[i] = True
             ready_l[rid].remove(i)
             blocked[rid] = True
-            versions[rid] += 1
             if len(arr) < len(barrier_groups[gk]):
                 continue
             last_i, t_all = max(arr, key=lambda a: a[1])
+            for j, _sj in arr:  # every partner's resource is rescanned once all are released
+                cand_i[rid_of[j]] = -2
             for j, sj in arr:
                 rj = rid_of[j]
                 cj = stream[j].spec.cost(stream[j], arch) if stream[j].spec is not None else 0.0
@@ -1475,8 +1715,7 @@ def _schedule(
                 if cross:
                     li = stream[last_i]
                     ik = ("barrier", f"core {li.core} {li.engine}", describe(li), li.loc)
-                    d_idle = idle.setdefault(stream[j].engine, {})
-                    d_idle[ik] = d_idle.get(ik, 0.0) + (t_all - sj)
+                    add_idle(stream[j].engine, ik, t_all - sj)
                 blocked[rj] = False
                 free_t[rj] = end[j]
                 last_end[rj] = max(last_end[rj], end[j])
@@ -1493,7 +1732,8 @@ def _schedule(
                     h += 1
                 heads[rj] = h
                 finish_node(j)
-                dirty[rj] = None
+            for j, _sj in arr:
+                rescan(rid_of[j])
             continue
         en = st + cost
         busy[eng] = busy.get(eng, 0.0) + cost
@@ -1508,9 +1748,15 @@ def _schedule(
         if en > last_end[rid]:
             last_end[rid] = en
         last_of[rid] = i
-        skip_scheduled(rid)
+        # move the head past the instructions already scheduled
+        order = orders[rid]
+        h = heads[rid]
+        ol = olen[rid]
+        while h < ol and scheduled[order[h]]:
+            h += 1
+        heads[rid] = h
         finish_node(i)
-        dirty[rid] = None
+        rescan(rid)
 
     # anything left (a barrier whose partners never arrived, a dependency cycle): finish in program order
     for i in range(n):
@@ -1527,8 +1773,13 @@ def _schedule(
             last_end[rid] = max(last_end[rid], st + cost)
 
     done_n = done[:n]
-    timings = list(map(Timed, start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of))
+    timings = _timings(start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of)
     total = (max(done_n) + arch.launch_overhead_ns) if n else 0.0
+    for (eng, key), v in zip(idle_keys, idle_ns):
+        d = idle.get(eng)
+        if d is None:
+            d = idle[eng] = {}
+        d[key] = v
     # tail idle: engines that finished early wait for the kernel's end
     for rid, rk in enumerate(res_keys):
         if rk[1] == "DMA" or not olen[rid]:
