@@ -236,6 +236,26 @@ def tile_matmul_replay(stream: list[Any]) -> Callable[[], None]:
     return replay
 
 
+def measure_front_end_and_products(res: Result, timing_only: Callable[[], Any], repeats: int) -> Result:
+    """`measure_parts` with the two parts of a simulation that set its floor: the same launch without numerics
+    (`timing_only`) and the last launch's Tensor-engine products as plain GEMMs (`tile_matmul_replay`)."""
+    import trnsim
+
+    if res.interrupted or trnsim.last_launch() is None:
+        return res
+    products = tile_matmul_replay(trnsim.last_launch().stream)
+    parts: list[tuple[str, Callable[[], Any]]] = [
+        ("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
+         timing_only)
+    ]
+    if products.count:  # type: ignore[attr-defined]
+        parts.append(
+            (f"the kernel's {products.count} Tensor-engine products alone, as NumPy float32 GEMMs on one BLAS "  # type: ignore[attr-defined]
+             "thread (as the simulator computes them)", products)
+        )
+    return measure_parts(res, parts, repeats)
+
+
 def last_instruction_count() -> int:
     import trnsim
 

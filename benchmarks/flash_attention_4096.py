@@ -18,9 +18,15 @@ import sys
 
 import ml_dtypes
 import numpy as np
-from _harness import Result, last_instruction_count, log, max_rel_error, measure_parts, run_pairs, tile_matmul_replay
+from _harness import (
+    Result,
+    last_instruction_count,
+    log,
+    max_rel_error,
+    measure_front_end_and_products,
+    run_pairs,
+)
 
-import trnsim
 from trnsim.kernels.flash_attention import flash_attention, flash_attention_fwd
 
 
@@ -67,19 +73,8 @@ def run(seqlen: int = 4096, d_head: int = 128, repeats: int = 3, causal: bool = 
         return f"max |sim - numpy| / max |numpy| = {err:.2e} ({'OK' if ok else 'MISMATCH'}: bf16 probabilities / output)"
 
     run_pairs(res, sim, base, repeats, count_instructions=last_instruction_count, check=check)
-    if res.interrupted or trnsim.last_launch() is None:
-        return res
-    products = tile_matmul_replay(trnsim.last_launch().stream)
-    return measure_parts(
-        res,
-        [
-            ("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
-             lambda: flash_attention_fwd[1, 1].launch(q, k, v, causal, numerics=False)),
-            (f"the kernel's {products.count} Tensor-engine products alone, as NumPy float32 GEMMs on one BLAS "
-             "thread (as the simulator computes them)", products),
-        ],
-        repeats,
-    )
+    timing_only = lambda: flash_attention_fwd[1, 1].launch(q, k, v, causal, numerics=False)  # noqa: E731
+    return measure_front_end_and_products(res, timing_only, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

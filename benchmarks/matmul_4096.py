@@ -15,9 +15,15 @@ import sys
 
 import ml_dtypes
 import numpy as np
-from _harness import Result, last_instruction_count, log, max_rel_error, measure_parts, run_pairs, tile_matmul_replay
+from _harness import (
+    Result,
+    last_instruction_count,
+    log,
+    max_rel_error,
+    measure_front_end_and_products,
+    run_pairs,
+)
 
-import trnsim
 import trnsim.frontend.legacy as nki
 from trnsim.kernels.matmul import matmul_optimized
 
@@ -62,19 +68,7 @@ def run(size: int = 4096, repeats: int = 3, seed: int = 0) -> Result:
         return f"max |sim - numpy| / max |numpy| = {err:.2e} ({'OK' if ok else 'MISMATCH'}: bf16 output rounding)"
 
     run_pairs(res, sim, base, repeats, count_instructions=last_instruction_count, check=check)
-    if res.interrupted or trnsim.last_launch() is None:
-        return res
-    products = tile_matmul_replay(trnsim.last_launch().stream)
-    return measure_parts(
-        res,
-        [
-            ("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
-             lambda: matmul_optimized.launch(lhsT, rhs, numerics=False)),
-            (f"the kernel's {products.count} Tensor-engine products alone, as NumPy float32 GEMMs on one BLAS "
-             "thread (as the simulator computes them)", products),
-        ],
-        repeats,
-    )
+    return measure_front_end_and_products(res, lambda: matmul_optimized.launch(lhsT, rhs, numerics=False), repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

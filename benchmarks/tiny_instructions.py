@@ -15,7 +15,7 @@ import argparse
 import sys
 
 import numpy as np
-from _harness import Result, last_instruction_count, log, measure_parts, run_pairs
+from _harness import Result, last_instruction_count, log, measure_front_end_and_products, run_pairs
 
 import trnsim.frontend.legacy as nki
 import trnsim.frontend.legacy.language as nl
@@ -65,14 +65,7 @@ def run(n: int = 100_000, repeats: int = 3, seed: int = 0) -> Result:
         count_instructions=last_instruction_count,
         check=check,
     )
-    if res.interrupted:
-        return res
-    return measure_parts(
-        res,
-        [("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
-          lambda: tiny_chain.launch(a, iters, numerics=False))],
-        repeats,
-    )
+    return measure_front_end_and_products(res, lambda: tiny_chain.launch(a, iters, numerics=False), repeats)
 
 
 def main(argv: list[str] | None = None) -> int:
