@@ -424,14 +424,15 @@ def speed_section(speed: list[dict], machine: str) -> list[str]:
         "Targets: timing-only at least 5x faster than full simulation; the timing pass adds at most 30% to it.",
         "",
         "| kernel | instructions | full simulation | timing pass (per instruction) | full + timing pass | model overhead "
-        "| timing-only | timing-only speed-up | same prediction |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| timing-only | timing-only speed-up | bound with a free timing pass | same prediction |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in speed:
         full, model, only, n = r["full_s"], r["model_s"], r["timing_only_s"], r["instructions"]
+        front = max(only - model, 1e-9)  # the front end without numerics: the part both modes run
         lines.append(
             f"| {r['kernel']} | {n} | {full:.3f} s | {model:.3f} s ({1e6 * model / n:.1f} us) | {full + model:.3f} s "
-            f"| +{100 * model / full:.0f}% | {only:.3f} s | {full / only:.1f}x | "
+            f"| +{100 * model / full:.0f}% | {only:.3f} s | {full / only:.1f}x | {full / front:.1f}x | "
             f"{'yes' if r['same_prediction'] else 'NO'} |"
         )
     met = [r["kernel"].split()[0] for r in speed if r["full_s"] / r["timing_only_s"] >= 5.0]
@@ -455,7 +456,10 @@ def speed_section(speed: list[dict], machine: str) -> list[str]:
     if missed:
         lines += [
             f"{', '.join(missed)} (cheap arithmetic per instruction) the timing-only time is mostly front-end work, so",
-            "it is not 5x shorter yet.",
+            "it is not 5x shorter. The front end (timing-only minus timing pass) is the same Python in both modes, so",
+            "full / front end (\"bound with a free timing pass\") is the most a timing-only run could gain even if the",
+            "timing pass cost nothing; where that bound is near or below 5x, meeting the target takes a faster front end",
+            "(fewer Python steps per API call), not a faster model.",
         ]
     lines.append("")
     return lines
