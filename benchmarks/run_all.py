@@ -91,10 +91,11 @@ def render(results: list[Result], argv: list[str], started: str, load_before: st
             for part in r.parts:
                 out.append(f"  - {part.label}: {_fmt(part.wall)} / {_fmt(part.cpu)} ({part.wall / r.base_wall:.2f}x)")
             total = sum(part.wall for part in r.parts)
-            out.append(
-                f"  - these parts together: {_fmt(total)}, {total / r.base_wall:.2f}x the baseline "
-                f"({100 * total / r.sim_wall:.0f}% of the full simulation's {_fmt(r.sim_wall)})"
-            )
+            if len(r.parts) > 1:
+                out.append(
+                    f"  - these parts together: {_fmt(total)}, {total / r.base_wall:.2f}x the baseline "
+                    f"({100 * total / r.sim_wall:.0f}% of the full simulation's {_fmt(r.sim_wall)})"
+                )
         if r.interrupted:
             out.append("- interrupted: partial results")
         out.append(
