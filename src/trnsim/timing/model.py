@@ -1508,22 +1508,17 @@ def _schedule(
             f.t0 = t
         if len(fl) == 2 and fl[0].cost <= 0 and fl[1].cost <= 0 and fl[0].core == fl[1].core:
             # two transfers of one core (the next common case): `_waterfill` / `_fair_shares` inlined, with the
-            # same operations in the same order
+            # same arithmetic in the same order (the smaller cap first, as the stable sort by cap puts it)
             a, b = fl
-            if b.cap < a.cap:  # (the stable sort by cap)
+            if b.cap < a.cap:
                 a, b = b, a
             share = pipe_cap / 2
             ra = a.cap if a.cap < share else share
             left = pipe_cap - ra
-            share = left / 1
-            rb = b.cap if b.cap < share else share
+            rb = b.cap if b.cap < left else left
             a.rate = ra
             b.rate = rb
-            used = 0.0
-            used += ra * a.h
-            used += rb * b.h
-            hbm_used = 0.0
-            hbm_used += used
+            hbm_used = ra * a.h + rb * b.h
             if hbm_used > hbm_cap > 0:
                 scale = hbm_cap / hbm_used
                 if a.h > 0:
