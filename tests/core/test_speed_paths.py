@@ -403,3 +403,66 @@ def test_reused_subscript_views_follow_the_tile(rng):
         ref.append((t0 if r % 2 == 0 else t1) + (t1 if r % 2 == 0 else t0))
         t0 = t0 * 2
     np.testing.assert_allclose(got, np.stack(ref), rtol=1e-6)
+
+
+def test_index_expression_assignments_of_a_whole_tile_match_plain_ones(rng):
+    """`t[i.p, i.x] = fresh` takes the `t[...] = fresh` path only when the subscript selects all of t in order;
+    partial, stepped and offset subscripts still go through the general path, with the same values as NumPy."""
+
+    def k(a):
+        out = nl.ndarray((4, 128, 64), dtype=nl.float32, buffer=nl.shared_hbm)
+        whole = nl.mgrid[0:128, 0:64]
+        part = nl.mgrid[0:128, 0:32]
+        step = nl.mgrid[0:64, 0:32]
+        for r in nl.affine_range(4):
+            t = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+            t[...] = nl.zeros((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+            if r == 0:
+                t[whole.p, whole.x] = nl.exp(nl.load(a))
+            elif r == 1:
+                t[part.p, part.x] = nl.exp(nl.load(a[:, 0:32]))
+            elif r == 2:
+                t[part.p, 32 + part.x] = nl.exp(nl.load(a[:, 0:32]))
+            else:
+                t[2 * step.p, 2 * step.x] = nl.exp(nl.load(a[0:64, 0:32]))
+            nl.store(out[r], t)
+        return out
+
+    a = rng.standard_normal((128, 64)).astype(np.float32)
+    got = trnsim.simulate_kernel(k, a)
+    e = np.exp(a.astype(np.float64))
+    ref = np.zeros((4, 128, 64))
+    ref[0] = e
+    ref[1][:, :32] = e[:, :32]
+    ref[2][:, 32:] = e[:, :32]
+    ref[3][0:128:2, 0:64:2] = e[0:64, 0:32]
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+    def loads(key_kind):
+        def k2(a):
+            out = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.shared_hbm)
+            i = nl.mgrid[0:128, 0:64]
+            t = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+            if key_kind == "exprs":
+                t[i.p, i.x] = nl.load(a)
+            else:
+                t[...] = nl.load(a)
+            nl.store(out, t)
+            return out
+
+        nki.simulate_kernel(k2, a)
+        return [(ins.opcode, [(w.p_lo, w.p_hi, w.f_lo, w.f_hi) for w in ins.writes]) for ins in trnsim.last_launch().stream]
+
+    assert loads("exprs") == loads("plain")
+
+    def transposed(a):
+        """A subscript that selects every element of a square tile, but not in order: not the `t[...]` path."""
+        out = nl.ndarray((128, 128), dtype=nl.float32, buffer=nl.shared_hbm)
+        i = nl.mgrid[0:128, 0:128]
+        t = nl.ndarray((128, 128), dtype=nl.float32, buffer=nl.sbuf)
+        t[i.x, i.p] = nl.exp(nl.load(a))
+        nl.store(out, t)
+        return out
+
+    sq = rng.standard_normal((128, 128)).astype(np.float32)
+    np.testing.assert_allclose(trnsim.simulate_kernel(transposed, sq), np.exp(sq.astype(np.float64)).T, rtol=1e-6)

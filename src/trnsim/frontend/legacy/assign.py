@@ -21,6 +21,7 @@ from ...core.memory import ACC_OPEN, WRITTEN
 from ...core.source import caller_location
 from ...core.tensor import Tensor
 from ...isa import dma, vector_engine
+from .indexing import IndexExpr
 from .lowering import NO_MASK, DeadTile, operand
 from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access
 
@@ -89,8 +90,7 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
     if len(key) == 1 and key[0] is Ellipsis:
         key = ()
     if (
-        not key
-        and type(value) is LegacyTensor
+        type(value) is LegacyTensor
         and type(target) is LegacyTensor
         and value.valid is None
         and value.index is None
@@ -99,6 +99,7 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
         and target.storage.nblocks <= 1
         and value.array.shape == target.array.shape
         and _fresh(value, run)
+        and (not key or _selects_all(target, key))
     ):
         # `t[...] = fresh result` of the same shape: what the general path below does (the destination and the
         # source are the whole tiles, no subscript to resolve, no mask, shapes match), without its analysis
@@ -121,6 +122,37 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
         if _take_over(dst, operand(value, minfo), value, run, check_shapes=True):
             return
     _copy(dst, value, caller_location())
+
+
+#: (ids of a subscript's index expressions, target layout) -> (the subscript, does it select all of the target in
+#: order?); the subscript is kept so that its expressions' ids stay theirs
+_SELECTS_ALL: dict[tuple, tuple[tuple, bool]] = {}
+
+
+def _selects_all(target: LegacyTensor, key: tuple) -> bool:
+    """Does `target[key]` (index expressions only) select every element of `target` in order, so that assigning to
+    it is assigning to `target[...]`? (`t[i.p, i.x] = nl.load(...)` with `i = nl.mgrid[0:P, 0:F]` on a [P, F]
+    tile.) Answered once per expression objects and target layout: the same expressions on a tile of the same
+    layout resolve to the same view."""
+    for k in key:
+        if type(k) is not IndexExpr:
+            return False
+    arr = target.array
+    ck = (*map(id, key), arr.shape, arr.strides, arr.dtype)
+    hit = _SELECTS_ALL.get(ck)
+    if hit is None:
+        view = target[key].plain_view()
+        whole = (
+            view is not None
+            and view.index is None
+            and view.array.shape == arr.shape
+            and view.array.strides == arr.strides
+            and view.array.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
+        )
+        if len(_SELECTS_ALL) >= 10_000:
+            _SELECTS_ALL.clear()
+        hit = _SELECTS_ALL[ck] = (key, whole)
+    return hit[1]
 
 
 def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, check_shapes: bool = False) -> bool:
