@@ -17,7 +17,7 @@ import numpy as np
 from ...core import dtypes as _dt
 from ...core.context import current, maybe_current
 from ...core.errors import NkiDeadlockError, NkiTypeError, NkiUnsupportedError, NkiValidationError
-from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, allocate, wrap_host_array
+from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, allocate, allocate_tile, wrap_host_array
 from ...core.source import caller_location, is_internal_file, name_from_source
 from ...core.tensor import Tensor
 from ...isa import alu, dma, gpsimd_engine, scalar_engine, tensor_engine, vector_engine
@@ -153,7 +153,7 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
     shp, pdim = _split_shape(shape)
     buf = _resolve_buffer(buffer)
     dt = _dt.normalize(dtype)
-    if _is_direct_allocation(buffer) and "direct_allocation" not in run.extra:
+    if buffer is not buf and _is_direct_allocation(buffer) and "direct_allocation" not in run.extra:
         run.extra["direct_allocation"] = loc  # a direct-allocation kernel (ncc.sbuf / ncc.psum alloc, mod_alloc)
     if buf.on_chip:
         if not shp or shp[pdim] > 128:
@@ -176,18 +176,22 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
         cached = run.shared_hbm_lookup(shp, dt)
         if cached is not None:
             return cached  # type: ignore[return-value]
-    st, mem, arr, wm = allocate(
-        shp,
-        dt,
-        buf,
-        pdim=pdim if buf.on_chip else 0,
-        name=name or name_from_source(loc),
-        loc=loc,
-        core=run.core,
-        # (`_overwritten`: internal, nl.zeros / ones / full fill the whole tile right away, so no poison first)
-        fill="poison" if run.numerics and not kwargs.get("_overwritten") else "empty",
-        track_writes=run.numerics,
-    )
+    # (`_overwritten`: internal, nl.zeros / ones / full fill the whole tile right away, so no poison first)
+    poison = run.numerics and not kwargs.get("_overwritten")
+    if buf.on_chip and not pdim:  # a plain tile: the allocation fast path of instruction results
+        st, mem, arr, wm = allocate_tile(shp, dt, buf, name or name_from_source(loc), loc, run.core, poison, run.numerics)
+    else:
+        st, mem, arr, wm = allocate(
+            shp,
+            dt,
+            buf,
+            pdim=pdim if buf.on_chip else 0,
+            name=name or name_from_source(loc),
+            loc=loc,
+            core=run.core,
+            fill="poison" if poison else "empty",
+            track_writes=run.numerics,
+        )
     if isinstance(dtype, _dt.TFloat32):
         st.tf32 = True
     t = LegacyTensor(st, mem, arr, wm)
@@ -213,7 +217,7 @@ def _filled(
     shape: Any, value: Any, dtype: Any, buffer: Any, name: str, api: str, lazy: bool = False
 ) -> LegacyTensor:
     buf = _resolve_buffer(buffer)
-    if _is_direct_allocation(buffer) and not lazy:
+    if buffer is not buf and _is_direct_allocation(buffer) and not lazy:
         raise NkiValidationError(
             f"nl.{api} creates an SBUF/PSUM tensor with an initial value in a direct-allocation kernel "
             f"(buffer={buffer!r}); allocated kernels cannot create on-chip tensors with init values",
