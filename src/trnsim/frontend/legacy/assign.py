@@ -311,9 +311,20 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         and base.storage.buffer.kind == "psum"
     ):
         prod = value.producer
-        dst = _dst_view(base, key, minfo)
-        src = operand(value, minfo)
-        _check_shapes(dst, src.shape)
+        if (
+            not key
+            and minfo is NO_MASK
+            and type(value) is LegacyTensor
+            and base.index is None
+            and value.index is None
+            and base.storage.nblocks <= 1
+            and value.array.shape == base.array.shape
+        ):
+            dst, src = base, value  # `psum[...] += matmul` of the same shape: nothing to resolve or check
+        else:
+            dst = _dst_view(base, key, minfo)
+            src = operand(value, minfo)
+            _check_shapes(dst, src.shape)
         if run.numerics:
             vals = src.read_fp32().reshape(dst.shape)
             out = dst.direct_fp32()
