@@ -466,3 +466,32 @@ def test_index_expression_assignments_of_a_whole_tile_match_plain_ones(rng):
 
     sq = rng.standard_normal((128, 128)).astype(np.float32)
     np.testing.assert_allclose(trnsim.simulate_kernel(transposed, sq), np.exp(sq.astype(np.float64)).T, rtol=1e-6)
+
+
+def test_plain_loads_match_the_general_path(rng):
+    """`nl.load(view)` without mask or cast (fast path) records the same instruction and values as the same load
+    through the general path (forced here by passing the source dtype explicitly)."""
+
+    def k(a, explicit):
+        out = nl.ndarray((2, 128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        i = nl.mgrid[0:128, 0:64]
+        for r in nl.affine_range(2):
+            if explicit:
+                x = nl.load(a[r * 128 + i.p, i.x], dtype=a.dtype)
+                y = nl.load(a[r * 128 : (r + 1) * 128, 64:128], dtype=a.dtype)
+            else:
+                x = nl.load(a[r * 128 + i.p, i.x])
+                y = nl.load(a[r * 128 : (r + 1) * 128, 64:128])
+            nl.store(out[r], nl.add(x, y))
+        return out
+
+    a = rng.standard_normal((256, 128)).astype(BF16)
+    records = []
+    for explicit in (False, True):
+        got = trnsim.simulate_kernel(k, a, explicit)
+        ref = a[:, :64].astype(np.float32) + a[:, 64:].astype(np.float32)
+        np.testing.assert_array_equal(got.reshape(256, 64), ref.astype(BF16))
+        records.append([(ins.opcode, ins.engine, str(ins.in_dtype), str(ins.out_dtype),
+                         [(x.storage.buffer.kind, x.storage.shape, x.p_lo, x.p_hi, x.f_lo, x.f_hi) for x in ins.reads + ins.writes])
+                        for ins in trnsim.last_launch().stream])
+    assert records[0] == records[1]

@@ -276,6 +276,14 @@ def empty_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "",
 def load(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
     """HBM -> new SBUF tile (optionally casting)."""
     loc = caller_location()
+    if mask is None and dtype is None:
+        # the common case (an HBM view or index-expression subscript, no mask, no cast): what the general path
+        # below does, without its operand analysis (the whole result tile is the DMA's destination)
+        view = src.plain_view() if type(src) is LazyAccess else src
+        if type(view) is LegacyTensor and view.index is None and view.storage.buffer.kind == "hbm":
+            tile = new_tile(view.array.shape, view.storage.dtype, overwritten=True, loc=loc)
+            tile.producer = dma.dma_copy(tile, view, loc=loc, api="nl.load")
+            return tile
     _require_buffer(src, ("hbm",), "load", "src", loc)
     minfo = mask_info(mask)
     shape = tuple(src.shape)
