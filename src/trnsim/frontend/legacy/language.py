@@ -146,10 +146,33 @@ def _resolve_buffer(buffer: Any) -> Buffer:
     raise NkiTypeError(f"unknown buffer {buffer!r}", code="err_unsupported_memory", values={"buffer": buffer})
 
 
+#: (shape, dtype) as passed -> (shape, normalised dtype) of plain on-chip tiles whose shape passed the checks
+_PLAIN_TILES: dict[tuple, tuple[tuple[int, ...], np.dtype]] = {}
+
+
 def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwargs: Any) -> LegacyTensor:
     """Allocate an uninitialised tensor (poisoned: NaN for floats, a sentinel for integers)."""
     run = current()
     loc = caller_location()
+    if type(shape) is tuple and type(buffer) is Buffer and buffer.kind != "hbm":
+        # a plain SBUF / PSUM tile (loops allocate the same few shapes over and over): the shape and dtype were
+        # checked and normalised the first time they came
+        try:
+            hit = _PLAIN_TILES.get((shape, dtype))
+        except TypeError:  # an unhashable argument: the general path below
+            hit = None
+        if hit is None:
+            shp, pdim = _split_shape(shape)
+            if not pdim and shp and shp[0] <= 128:
+                if len(_PLAIN_TILES) >= 4096:
+                    _PLAIN_TILES.clear()
+                hit = _PLAIN_TILES[(shape, dtype)] = (shp, _dt.normalize(dtype))
+        if hit is not None:
+            st, mem, arr, wm = allocate_tile(hit[0], hit[1], buffer, name or name_from_source(loc), loc, run.core,
+                                             run.numerics and not kwargs.get("_overwritten"), run.numerics)
+            if isinstance(dtype, _dt.TFloat32):
+                st.tf32 = True
+            return LegacyTensor(st, mem, arr, wm)
     shp, pdim = _split_shape(shape)
     buf = _resolve_buffer(buffer)
     dt = _dt.normalize(dtype)
