@@ -867,6 +867,24 @@ def expand_dims(data: Any, axis: Any) -> Any:
 def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwargs: Any) -> LegacyTensor:
     """x @ y on the Tensor engine into a new fp32 PSUM tile. transpose_x=True: x is already [K, M]."""
     loc = caller_location()
+    if mask is None and transpose_x:
+        # the common case (two plain SBUF tiles or index-expression subscripts of them, x already [K, M]): what the
+        # general path below does, without its operand analysis
+        xv = x.plain_view() if type(x) is LazyAccess else x
+        yv = y.plain_view() if type(y) is LazyAccess else y
+        if (
+            type(xv) is LegacyTensor
+            and type(yv) is LegacyTensor
+            and xv.index is None
+            and yv.index is None
+            and xv.storage.buffer.kind == "sbuf"
+            and yv.storage.buffer.kind == "sbuf"
+            and xv.storage.nblocks <= 1
+            and yv.storage.nblocks <= 1
+        ):
+            tile = new_tile((xv.free_size, yv.free_size), _dt.float32, buffer=PSUM, overwritten=True, loc=loc)
+            tile.producer = tensor_engine.nc_matmul(tile, xv, yv, accumulate=False, loc=loc, api="nl.matmul")
+            return tile
     minfo = mask_info(mask)
     xo, yo = operand(x, minfo), operand(y, minfo)
     # The Tensor engine reads SBUF only; PSUM operands are first copied to SBUF (as the compiler does).
@@ -882,7 +900,8 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
         xo = xt
     m = xo.free_size
     n = yo.free_size
-    tile, dst = result_tile((m, n), _dt.float32, buffer=PSUM, loc=loc)
+    # (the matmul writes the whole result: no poison fill first)
+    tile, dst = result_tile((m, n), _dt.float32, buffer=PSUM, overwritten=True, loc=loc)
     tile.producer = tensor_engine.nc_matmul(dst, xo, yo, accumulate=False, loc=loc, api="nl.matmul")
     return tile
 
