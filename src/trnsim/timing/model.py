@@ -503,6 +503,25 @@ def _drop_covered(boxes: list, b0: int, b1: int, b2: int, b3: int) -> None:
         boxes[:] = [x for x in boxes if not (b0 <= x[0] and x[1] <= b1 and b2 <= x[2] and x[3] <= b3)]
 
 
+def _write_deps(deps: dict[int, int], wl: list | None, rl: list | None, i: int, eng: str, p0: int, p1: int, f0: int,
+                f1: int) -> None:
+    """Order instruction i's write of the box (p0, p1, f0, f1) after the recorded writes (`wl`: WAW, or ORD on the
+    same engine) and reads (`rl`: WAR, other instructions only) of boxes it overlaps; a stronger kind already in
+    `deps` stays."""
+    if wl:
+        for e in wl:
+            # (the free-byte ranges first: tiles are mostly sliced along them, so they decide sooner)
+            if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
+                j = e[4]
+                if j not in deps or deps[j] > WAW:
+                    deps[j] = ORD if e[5] == eng else WAW
+    if rl:
+        for e in rl:
+            j = e[4]
+            if j != i and e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1] and j not in deps:
+                deps[j] = WAR
+
+
 def build_graph(
     stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None, scan: tuple | None = None
 ) -> _Graph:
@@ -628,18 +647,10 @@ def build_graph(
             f0 = acc.f_lo
             f1 = acc.f_hi
             wl = writes_get(sid)
-            if wl:
-                for e in wl:
-                    if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
-                        j = e[4]
-                        if j not in deps or deps[j] > WAW:
-                            deps[j] = ORD if e[5] == eng else WAW
             rl = reads_get(sid)
+            if wl or rl:
+                _write_deps(deps, wl, rl, i, eng, p0, p1, f0, f1)
             if rl:
-                for e in rl:
-                    j = e[4]
-                    if j != i and e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1] and j not in deps:
-                        deps[j] = WAR
                 _drop_covered(rl, p0, p1, f0, f1)
             e = (p0, p1, f0, f1, i, eng)
             if wl is None:
@@ -659,18 +670,9 @@ def build_graph(
                 sid = acc.storage.id
                 p0, p1, f0, f1 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
                 wl = writes_get(sid)
-                if wl:
-                    for e in wl:
-                        if e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1]:
-                            j = e[4]
-                            if j not in deps or deps[j] > WAW:
-                                deps[j] = ORD if e[5] == eng else WAW
                 rl = reads_get(sid)
-                if rl:
-                    for e in rl:
-                        j = e[4]
-                        if j != i and e[2] < f1 and f0 < e[3] and e[0] < p1 and p0 < e[1] and j not in deps:
-                            deps[j] = WAR
+                if wl or rl:
+                    _write_deps(deps, wl, rl, i, eng, p0, p1, f0, f1)
             for acc in wrs:
                 sid = acc.storage.id
                 b0, b1, b2, b3 = acc.p_lo, acc.p_hi, acc.f_lo, acc.f_hi
