@@ -310,46 +310,29 @@ def _scan(stream: list[Instruction]) -> tuple:
     seen_get = seen.get
     for pos, ins in enumerate(stream):
         new = None
-        # reads, then writes (the order of `firsts`); the two loops differ only in recording the write
-        for acc in ins.reads:
-            sid = acc.storage.id
-            u = seen_get(sid)
-            if u:
-                if u[-1] != pos:  # (not counted at this position yet)
-                    u.append(pos)
-            elif u is None:
-                st = acc.storage
-                if st.buffer.kind == "hbm":
-                    seen[sid] = ()
-                    continue
-                seen[sid] = [pos]
-                stor[sid] = st
-                if new is None:
-                    new = firsts[pos] = [sid]
-                else:
-                    new.append(sid)
-                if st.nblocks > 1:
-                    blocks = True
-        for acc in ins.writes:
-            sid = acc.storage.id
-            written[sid] = pos
-            u = seen_get(sid)
-            if u:
-                if u[-1] != pos:
-                    u.append(pos)
-            elif u is None:
-                st = acc.storage
-                if st.buffer.kind == "hbm":
-                    seen[sid] = ()
-                    continue
-                seen[sid] = [pos]
-                stor[sid] = st
-                if new is None:
-                    new = firsts[pos] = [sid]
-                else:
-                    new.append(sid)
-                if st.nblocks > 1:
-                    blocks = True
+        wrs = ins.writes
+        for acc in wrs:
+            written[acc.storage.id] = pos
+        for accs in (ins.reads, wrs):  # reads, then writes: the order of `firsts`
+            for acc in accs:
+                sid = acc.storage.id
+                u = seen_get(sid)
+                if u:
+                    if u[-1] != pos:  # (not counted at this position yet)
+                        u.append(pos)
+                elif u is None:
+                    st = acc.storage
+                    if st.buffer.kind == "hbm":
+                        seen[sid] = ()
+                        continue
+                    seen[sid] = [pos]
+                    stor[sid] = st
+                    if new is None:
+                        new = firsts[pos] = [sid]
+                    else:
+                        new.append(sid)
+                    if st.nblocks > 1:
+                        blocks = True
     uses = {sid: u for sid, u in seen.items() if u}
     return (uses, stor, written, firsts, blocks, *_sites(uses, stor))
 
