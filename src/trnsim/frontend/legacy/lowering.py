@@ -161,7 +161,7 @@ def operand(x: Any, minfo: tuple[dict, list] = NO_MASK) -> Any:
             t = x.plain_view()  # no mask to apply: the plain view (resolved once, see LazyAccess.plain_view)
             if t is not None:
                 return _check_tile_layout(t)
-        t, _ = resolve_access(x.base, x.key, ranges, rest, plan=x.plan)
+        t, _ = resolve_access(x.base, x.key, ranges, rest, plan=x._plan)
         return _check_tile_layout(t)
     if isinstance(x, Tensor):
         return _check_tile_layout(restrict_tensor(x, ranges))

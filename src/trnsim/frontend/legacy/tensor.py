@@ -491,7 +491,8 @@ class LazyAccess:
                 if isinstance(k, (Tensor, LazyAccess, EvaluatedIndex)):
                     return None
             try:
-                t, where = resolve_access(base, key, {}, [], plan=self.plan)
+                # (the access plan is computed by resolve_access only when its caches miss)
+                t, where = resolve_access(base, key, {}, [], plan=self._plan)
             except NkiError:
                 return None
             if where is not None:
