@@ -11,7 +11,6 @@ the timing pass (`trnsim.timing`).
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from ..core import dtypes
 from ..core.context import current
 from ..core.errors import NkiValidationError
+from ..core.imports import lazy_module
 from ..core.instruction import Engine, Instruction
 from ..core.source import SourceLoc
 from ..core.tensor import Tensor
@@ -32,13 +32,7 @@ _EFF_X = np.array([32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
 _EFF_Y = np.array([0.01, 0.03, 0.05, 0.10, 0.21, 0.42, 0.81, 0.97, 0.98, 0.99, 1.00], dtype=np.float64)
 
 
-def _timing_model() -> Any:
-    """trnsim.timing.model (which imports this module, hence not at the top; a function-level import statement
-    costs about a microsecond on every cost evaluation of the timing pass)."""
-    m = sys.modules.get("trnsim.timing.model")
-    if m is None:
-        from ..timing import model as m
-    return m
+_timing_model = lazy_module("trnsim.timing.model")  # (imports this module)
 
 
 def dma_efficiency(bytes_per_partition: float, arch: Arch) -> float:

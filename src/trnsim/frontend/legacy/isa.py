@@ -7,7 +7,6 @@ the mask and calls the one definition of the instruction in `trnsim.isa`.
 from __future__ import annotations
 
 import enum
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 from ...core import dtypes as _dt
 from ...core.context import current
 from ...core.errors import NkiTypeError, NkiUnsupportedError, NkiValidationError
+from ...core.imports import lazy_module
 from ...core.memory import PSUM
 from ...core.source import SourceLoc, caller_location
 from ...core.tensor import Tensor
@@ -37,6 +37,8 @@ from .lowering import (
     wrap_masked_apis,
 )
 from .tensor import DynamicIndex, LazyAccess, LegacyTensor, resolve_access, restrict_tensor
+
+_language = lazy_module(__package__ + ".language")  # (imports this module)
 
 
 class engine(enum.IntEnum):  # noqa: N801 - NKI's name
@@ -214,9 +216,7 @@ def nc_transpose(
     if eng is None:
         eng = "vector" if (p <= 32 and f <= 32) else "tensor"
     if eng == "tensor":
-        sys.modules[__package__ + ".language"]._no_pe_transpose_when_allocated(
-            "nisa.nc_transpose on the Tensor engine", loc
-        )
+        _language()._no_pe_transpose_when_allocated("nisa.nc_transpose on the Tensor engine", loc)
         tile, dst = result_tile((f, p), dtype or d.dtype, buffer=PSUM, overwritten=True, loc=loc)
         tile.producer = _te.nc_transpose_pe(dst, d, loc=loc, api="nisa.nc_transpose")
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import importlib
 import itertools
 import math
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 from ...core import dtypes as _dt
 from ...core.context import current, maybe_current
 from ...core.errors import NkiDeadlockError, NkiTypeError, NkiUnsupportedError, NkiValidationError
+from ...core.imports import lazy_module
 from ...core.memory import HBM, PRIVATE_HBM, PSUM, SBUF, SHARED_HBM, Buffer, allocate, allocate_tile, wrap_host_array
 from ...core.source import caller_location, is_internal_file, name_from_source
 from ...core.tensor import Tensor
@@ -146,6 +146,8 @@ def _resolve_buffer(buffer: Any) -> Buffer:
     raise NkiTypeError(f"unknown buffer {buffer!r}", code="err_unsupported_memory", values={"buffer": buffer})
 
 
+_isa = lazy_module(__package__ + ".isa")  # (imports this module)
+
 #: (shape, dtype) as passed -> (shape, normalised dtype) of plain on-chip tiles whose shape passed the checks
 _PLAIN_TILES: dict[tuple, tuple[tuple[int, ...], np.dtype]] = {}
 
@@ -257,7 +259,7 @@ def _filled(
             loc=caller_location(2),
         )
     t = ndarray(shape, dtype, buffer=buf, name=name, _overwritten=True)
-    nisa = sys.modules.get(__package__ + ".isa") or importlib.import_module(__package__ + ".isa")
+    nisa = _isa()
     nb = len(t.storage.block_shape)
     # with leading block dims (`nl.zeros((n, par_dim(128), d))`) one memset fills the allocation partition-first
     dst = t.transposed((nb,) + tuple(i for i in range(t.ndim) if i != nb)) if nb and t.ndim > nb else t

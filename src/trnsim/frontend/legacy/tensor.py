@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from ...core import dtypes
 from ...core.context import current
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
+from ...core.imports import lazy_module
 from ...core.memory import SBUF, allocate, allocate_tile
 from ...core.source import caller_location, name_from_source
 from ...core.tensor import Tensor, broadcast_shapes
@@ -43,15 +43,6 @@ class DynSlice:
 
 
 _ADVANCED = (IndexExpr, EvaluatedIndex)
-_ASSIGN: Any = None  # assign.assign, imported on first use (assign imports this module)
-
-
-def _assign_fn() -> Any:
-    global _ASSIGN
-    from .assign import assign
-
-    _ASSIGN = assign
-    return assign
 _DYNAMIC_OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
 
 
@@ -181,20 +172,9 @@ def _keep_free_dims(t: Tensor, key: tuple) -> tuple:
     return tuple(out)
 
 
-def _language() -> Any:
-    """The legacy `language` module (imported by now; a function-level import statement costs a microsecond
-    on every tile operator)."""
-    m = sys.modules.get(__package__ + ".language")
-    if m is None:
-        from . import language as m
-    return m
-
-
-def _assign_module() -> Any:
-    m = sys.modules.get(__package__ + ".assign")
-    if m is None:
-        from . import assign as m
-    return m
+# (both import this module)
+_language = lazy_module(__package__ + ".language")
+_assign_module = lazy_module(__package__ + ".assign")
 
 
 class LegacyTensor(Tensor):
@@ -231,10 +211,7 @@ class LegacyTensor(Tensor):
         return self.basic_view(_keep_free_dims(self, key))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        fn = _ASSIGN
-        if fn is None:
-            fn = _assign_fn()
-        fn(self, key, value)
+        _assign_module().assign(self, key, value)
 
     # ----------------------------------------------------------------- tensor methods
     def reshape(self, *shape: Any, **kwargs: Any) -> LegacyTensor:
