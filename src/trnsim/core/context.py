@@ -214,16 +214,15 @@ class Run:
         if loops:
             instr.iteration = (loops[0].iteration,) if len(loops) == 1 else tuple([f.iteration for f in loops])
             if self.check_races:
-                for frame in loops:  # (a plain scan first: most loops that are not affine need nothing more)
-                    if frame.kind == "affine":
-                        self._check_races([f for f in loops if f.kind == "affine"], instr)
-                        # The loop logs hold what exact checks need; records must not keep views (and arrays)
-                        # alive. (isa.common.emit keeps views in the accesses only inside affine loops)
-                        for acc in instr.reads:
-                            acc.tensor = None
-                        for acc in instr.writes:
-                            acc.tensor = None
-                        break
+                affine = self.affine_loops()
+                if affine:
+                    self._check_races(affine, instr)
+                    # The loop logs hold what exact checks need; records must not keep views (and arrays) alive.
+                    # (isa.common.emit keeps views in the accesses only inside affine loops)
+                    for acc in instr.reads:
+                        acc.tensor = None
+                    for acc in instr.writes:
+                        acc.tensor = None
         self.stream.append(instr)
         return instr
 
@@ -231,14 +230,21 @@ class Run:
         """Point an already emitted instruction's write at another region (legacy tile assignment)."""
         instr.writes[index] = access
         if self.check_races and self.loops:
-            for frame in self.loops:
-                if frame.kind == "affine":
-                    affine = [f for f in self.loops if f.kind == "affine"]
-                    self._check_races(affine, Instruction(instr.engine, instr.opcode, [], [access], instr.loc))
-                    break
+            affine = self.affine_loops()
+            if affine:
+                self._check_races(affine, Instruction(instr.engine, instr.opcode, [], [access], instr.loc))
             access.tensor = None
 
     # ------------------------------------------------------------------ loops and races
+    def affine_loops(self) -> list[LoopFrame] | None:
+        """The enclosing affine loops, outermost first (their iterations are checked for races), or None when
+        there are none: a plain scan first, since most instructions sit in no affine loop."""
+        loops = self.loops
+        for frame in loops:
+            if frame.kind == "affine":
+                return [f for f in loops if f.kind == "affine"]
+        return None
+
     @contextmanager
     def loop(self, kind: str, trip: int, loc: SourceLoc) -> Iterator[LoopFrame]:
         frame = LoopFrame(kind, loc, trip)

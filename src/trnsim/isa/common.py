@@ -395,12 +395,7 @@ def emit(
     """Append an instruction record to the current run's stream."""
     run = current()
     # views are kept only for the race checks of enclosing affine loops (Run.emit drops them after those)
-    keep = False
-    if run.check_races:
-        for frame in run.loops:
-            if frame.kind == "affine":
-                keep = True
-                break
+    keep = run.check_races and run.affine_loops() is not None
     wacc = []
     for t in writes:
         if t is not None:
