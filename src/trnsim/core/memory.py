@@ -297,7 +297,7 @@ def allocate_tile(
     data = np.empty(shape, dtype=dtype)
     if poison:
         _poisoned(data)
-    written = np.zeros(shape, dtype=np.uint8) if track_writes else None
+    written = state_array(shape, track_writes, False)
     st = Storage(data, buffer, name, loc, core, written)
     return st, st.take_mem(), data, written
 

@@ -63,9 +63,7 @@ class Tensor:
     def shape(self) -> tuple[int, ...]:
         if self.index is None:
             return self.array.shape
-        if self.index is not None:
-            return broadcast_shapes(*(i.shape for i in self.index)) + self.array.shape[len(self.index) :]
-        return self.array.shape
+        return broadcast_shapes(*(i.shape for i in self.index)) + self.array.shape[len(self.index) :]
 
     @property
     def dtype(self) -> np.dtype:

@@ -181,15 +181,9 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, check_shapes: bool 
             vshape = vals.shape
         state = WRITTEN | ACC_OPEN if prod.opcode in _MATMUL_OPS else WRITTEN
         dshape = dst.shape
-        if vshape == dshape:
-            dst.write(vals, state=state)
-        else:
-            dst.write(
-                np.broadcast_to(vals, dshape)
-                if vshape != tuple(dshape) and vals.size != dst.size
-                else (vals if vshape == dshape else vals.reshape(dshape)),
-                state=state,
-            )
+        if vshape != dshape:  # (a value to broadcast, or the same elements in another shape)
+            vals = np.broadcast_to(vals, dshape) if vals.size != dst.size else vals.reshape(dshape)
+        dst.write(vals, state=state)
     run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
     prod.out_dtype = dst.dtype
     value.producer = None
