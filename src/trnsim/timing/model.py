@@ -40,7 +40,7 @@ import operator
 from bisect import insort
 from collections import deque
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.instruction import Access, Engine, Instruction
 from .arch import Arch
@@ -293,14 +293,22 @@ class _Graph:
         self.barrier_of: dict[int, tuple] = {}
 
 
-def _scan(stream: list[Instruction]) -> tuple:
-    """One pass over every access of the stream. Returns (uses, stor, written, firsts, blocks, sites, site_of,
-    live_max): every on-chip storage's positions in ascending order (`uses`, so its first and last use are
-    `uses[sid][0]` / `[-1]`) and its `Storage` (dicts in first-access order), the last position that writes each
-    storage ever written (`written`), the on-chip storages first accessed at each position (`firsts[pos]`, in
-    access order, None when none), whether any on-chip storage has leading block dimensions (`blocks`) and the
-    allocation sites (`_sites`). The spill planner's per-position SBUF lists are built only when SBUF overflows
-    (`_sbuf_at`)."""
+class _Scan(NamedTuple):
+    """What `_scan` finds in one pass over every access of a stream."""
+
+    uses: dict[int, list[int]]  # on-chip storage id -> its positions, ascending (first / last use: [0] / [-1])
+    stor: dict[int, Any]  # on-chip storage id -> its Storage (both dicts in first-access order)
+    written: dict[int, int]  # id of every storage ever written -> the last position that writes it
+    firsts: list[list[int] | None]  # per position: the on-chip storages first accessed there, or None
+    blocks: bool  # does some on-chip storage have leading block dimensions?
+    sites: dict[tuple, list[int]]  # allocation sites (see `_sites`)
+    site_of: dict[int, int]
+    live_max: dict[tuple, int]
+
+
+def _scan(stream: list[Instruction]) -> _Scan:
+    """One pass over every access of the stream (see `_Scan`). The spill planner's per-position SBUF lists are
+    built only when SBUF overflows (`_sbuf_at`)."""
     stor: dict[int, Any] = {}
     written: dict[int, int] = {}
     # per storage: its positions (on-chip), or () for an HBM storage (skipped without looking at its kind again)
@@ -334,7 +342,7 @@ def _scan(stream: list[Instruction]) -> tuple:
                     if st.nblocks > 1:
                         blocks = True
     uses = {sid: u for sid, u in seen.items() if u}
-    return (uses, stor, written, firsts, blocks, *_sites(uses, stor))
+    return _Scan(uses, stor, written, firsts, blocks, *_sites(uses, stor))
 
 
 def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
@@ -358,17 +366,17 @@ def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
     return at
 
 
-def _sbuf_overflows(scan: tuple, n: int, cap: int) -> bool:
+def _sbuf_overflows(scan: _Scan, n: int, cap: int) -> bool:
     """Does the program-order peak of live SBUF bytes (each tile from its first to its last use) exceed `cap` on
     some core? Prefix sums of per-position deltas (the common no-overflow case stays a C-level loop)."""
     # the sum over SBUF sites of (most instances live at once x bytes) bounds the peak: usually it fits already
     bound: dict[int, int] = {}
-    for key, lm in scan[7].items():
+    for key, lm in scan.live_max.items():
         if key[1] == "sbuf":
             bound[key[0]] = bound.get(key[0], 0) + lm * key[3]
     if all(b <= cap for b in bound.values()):
         return False
-    uses, stor = scan[0], scan[1]
+    uses, stor = scan.uses, scan.stor
     delta: dict[int, list[int]] = {}
     for u, st in zip(uses.values(), stor.values()):  # (both in first-access order)
         if st.buffer.kind != "sbuf":
@@ -506,7 +514,7 @@ def _write_deps(deps: dict[int, int], wl: list | None, rl: list | None, i: int, 
 
 
 def build_graph(
-    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None, scan: tuple | None = None
+    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None = None, scan: _Scan | None = None
 ) -> _Graph:
     """Dependencies of every instruction (positions in `stream`); `extra` adds buffer-kind edges pos -> deps.
     `scan` is `_scan(stream)` when the caller has it already.
@@ -517,10 +525,10 @@ def build_graph(
     g = _Graph(n)
     if scan is None:
         scan = _scan(stream)
-    accessors, written, firsts, site_of = scan[0], scan[2], scan[3], scan[6]
-    targets = _rotation_targets(scan[5], scan[7], arch)
+    accessors, written, firsts, site_of = scan.uses, scan.written, scan.firsts, scan.site_of
+    targets = _rotation_targets(scan.sites, scan.live_max, arch)
     DMA = Engine.DMA
-    if scan[4]:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
+    if scan.blocks:  # some tile has block dimensions: fix those instructions' lanes before the costs are taken
         for ins in stream:
             wrs = ins.writes
             if wrs and ins.engine != DMA and wrs[0].storage.nblocks > 1:
@@ -825,7 +833,7 @@ def _clean_tiles(stream: list[Instruction], written: set[int]) -> set[int]:
     return clean - dirty
 
 
-def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None):
+def plan_spills(stream: list[Instruction], arch: Arch, scan: _Scan | None = None):
     """What the compiler does when SBUF overflows (timing-only runs of kernels whose live tiles exceed it): in
     program order, whenever the live tiles of a core exceed SBUF, the tile whose next use is farthest away is
     saved to HBM and reloaded before that use (with `spill_drop_clean_tiles`: tiles with a valid HBM copy first,
@@ -836,7 +844,7 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
         scan = _scan(stream)
     if not _sbuf_overflows(scan, len(stream), cap):
         return None
-    uses, stor = scan[0], scan[1]
+    uses, stor = scan.uses, scan.stor
     at = _sbuf_at(stream)
     live: dict[int, set[int]] = {}
     used: dict[int, int] = {}
@@ -862,7 +870,7 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: tuple | None = None
     drop_clean = bool(arch.spill_drop_clean_tiles)
     on_demand = bool(arch.spill_reload_on_demand)
     # tiles holding unmodified copies of read-only HBM data: evicting them needs no save
-    clean = _clean_tiles(stream, scan[2]) if drop_clean else set()
+    clean = _clean_tiles(stream, scan.written) if drop_clean else set()
 
     def victim_key(sid: int) -> tuple[int, int]:
         # farthest next use first (Belady); among equals, the tile with the most bytes that need no save
