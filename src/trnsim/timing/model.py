@@ -1116,7 +1116,7 @@ def _fair_shares(fl: list[_Flow], pipe_cap: float) -> float:
 
 
 def _schedule(
-    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None, scan: tuple | None = None
+    stream: list[Instruction], arch: Arch, extra: dict[int, list[int]] | None, scan: _Scan | None = None
 ) -> Estimate:
     """The event loop. Hot path: one heap pop per instruction (plus DMA data start / completion events); each
     resource (engine or DMA queue of a core) keeps one candidate in the heap, recomputed when it ran an
