@@ -478,6 +478,56 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v:.3g}" if abs(v) < 10 else f"{v:.2f}"
 
 
+
+def _known_gaps(res: dict[str, dict], ladders: list[dict]) -> list[str]:
+    """The "Known gaps" bullets: the current errors come from this run; the figures of the alternatives that were
+    tried (other spill policies) were measured once, when the trn1 policy was chosen (2026-11-26)."""
+
+    def err(rid: str, pt: bool = False) -> str:
+        e = res.get(rid, {}).get("err")
+        if e is None:
+            return "n/a"
+        return f"{e:+.1f} pt" if pt else f"{100 * e:+.1f}%"
+
+    def percents(rid: str) -> str:
+        rec = res.get(rid, {})
+        return "n/a" if rec.get("pred") is None else f"{rec['pred']:.0f}% vs {rec['row'].measured:.1f}% measured"
+
+    def span(rids: list[str]) -> str:
+        es = sorted(100 * abs(res[r]["err"]) for r in rids if res.get(r, {}).get("err") is not None)
+        return f"{es[0]:.0f}-{es[-1]:.0f}%" if es else "n/a"
+
+    v2 = [f"A{i}" for i in range(11, 23, 2)]
+    v3 = [f"A{i}" for i in range(12, 23, 2)]
+    steps = [s for lad in ladders for s in lad["steps"] if s["from"] in v2 and s["to"] in v3]
+    measured = sorted(s["measured"] for s in steps)
+    predicted = sorted(s["pred"] for s in steps)
+    gap = (f"the measured v2/v3 gap ({measured[0]:.2f}-{measured[-1]:.2f}x) is larger than the model's "
+           f"({predicted[0]:.2f}-{predicted[-1]:.2f}x)") if steps else "the ladder did not run"
+    return [
+        f"* A9 / A25 / A23 (mamba_v2, seq 8192 / 7168) fit with trn1's spill policy ({err('A9')} / {err('A25')} /",
+        f"  {err('A23')} in this run). The working set exceeds SBUF by 48 KiB per partition at seq 8192 (20 KiB at",
+        "  7168); the model drops the input copies delta_t / u_t and the B row (no saves) instead of saving the",
+        f"  accumulator, and each 28-32 KiB reload stalls its reader. VectorE at seq 8192: {percents('A9-Vec')}.",
+        "  Measured once when the policy was chosen (2026-11-26): with the plain policy A9 / A23 were +110% / -2.0%",
+        "  (the A23 fit then resting on redundant re-saves of u_t); without on-demand reloads A23 is -25% (the",
+        "  reload hides behind compute), without dropping clean tiles first A9 is +89% (accumulator saved and",
+        "  reloaded every state); reusing saved copies and room waits change these rows by < 4%; moving only the",
+        "  overflowing bytes would also fit (A23 -0.5%, A9 +4.6%) but splits a tile's contiguous address range.",
+        "  Not enabled on trn2 / trn3: there the kernel-optimisation v4 / v5 profiles (A33 / A34, TensorE 99.5% with",
+        "  no visible stall) dropped to 38% / 43% TensorE (on-demand reloads of v4's many small spilled tiles; v5",
+        "  evicting clean tiles it needs soon, since clean-first ignores the next use). A traffic-aware victim",
+        "  choice (next-use distance per byte moved) kept v5 at 91% and the trn1 rows unchanged, but v4 stayed",
+        "  low; the model's SBUF liveness of v4 (329 KiB live vs 208 KiB) is suspect.",
+        f"* mamba_v2 vs v3 at seq 1024-6144 (A11-A22): v2 is off by {span(v2)}, v3 by {span(v3)};",
+        f"  {gap}.",
+        f"* Engine-utilisation rows: VectorE of mamba_v1 (A6, A7) is predicted {err('A6-Vec', True)} /",
+        f"  {err('A7-Vec', True)} off because the model makes v1 DMA-bound (the profiles show VectorE nearly always",
+        f"  busy while the latencies match); TensorE of kernel-optimisation v4 (A33) is {err('A33-PE', True)} off:",
+        "  that kernel overflows SBUF with fp32 tiles and the spill model makes it partly DMA-bound (trn2 keeps the",
+        "  plain spill policy, see above).",
+    ]
+
 def write_markdown(path: str, res: dict[str, dict], ladders: list[dict], overrides, wall: float,
                    speed: list[dict] | None = None, machine: str | None = None) -> None:
     t1, t2 = get_arch("trn1"), get_arch("trn2")
@@ -571,26 +621,7 @@ def write_markdown(path: str, res: dict[str, dict], ladders: list[dict], overrid
               "  compute and data movement). `spill_whole_tiles` false would move only the overflowing bytes.",
               "* Cores (SPMD programs, LNC=2) run in parallel; latency is the makespan.",
               "",
-              "## Known gaps", "",
-              "* A9 / A25 / A23 (mamba_v2, seq 8192 / 7168) now fit (+11.5% / +11.6%; before +110% / -2.0%, the",
-              "  A23 fit then resting on redundant re-saves of u_t). The working set exceeds SBUF by 48 KiB per",
-              "  partition at seq 8192 (20 KiB at 7168); the model now drops the input copies delta_t / u_t and the B",
-              "  row (no saves) instead of saving the accumulator, and each 28-32 KiB reload stalls its reader. Each",
-              "  part is needed: without on-demand reloads A23 is -25% (the reload hides behind compute), without",
-              "  dropping clean tiles first A9 is +89% (accumulator saved and reloaded every state); reusing saved",
-              "  copies and room waits change these rows by < 4%. Moving only the overflowing bytes would also fit",
-              "  (A23 -0.5%, A9 +4.6%) but splits a tile's contiguous address range. VectorE at seq 8192: 52% vs 58.9%.",
-              "  Not enabled on trn2 / trn3: the kernel-optimisation v4 / v5 profiles (A33 / A34, TensorE 99.5% with",
-              "  no visible stall) would drop to 38% / 43% TensorE (on-demand reloads of v4's many small spilled",
-              "  tiles; v5 evicting clean tiles it needs soon, since clean-first ignores the next use). A",
-              "  traffic-aware victim choice (next-use distance per byte moved) keeps v5 at 91% and the trn1 rows",
-              "  unchanged, but v4 stays low; the model's SBUF liveness of v4 (329 KiB live vs 208 KiB) is suspect.",
-              "* mamba_v2 vs v3 at seq 1024-6144 (A11-A22): v2 is 11-18% fast, v3 within 7%; the measured v2/v3 gap",
-              "  (1.3-1.4x) is larger than the model's (1.11x).",
-              "* Engine-utilisation rows: VectorE of mamba_v1 (A6, A7) is predicted ~25-33 points low because the",
-              "  model makes v1 DMA-bound (the profiles show VectorE nearly always busy while the latencies match);",
-              "  TensorE of kernel-optimisation v4 (A33) is 21 points low: that kernel overflows SBUF with fp32",
-              "  tiles and the spill model makes it partly DMA-bound (trn2 keeps the plain spill policy, see above).",
+              "## Known gaps", ""] + _known_gaps(res, ladders) + [
               "* A5 (compiler output of the PyTorch graph) is not an NKI kernel and is not modelled.",
               "",
               "Cost rules that the Mamba rows (A6-A26) exercise: `tensor_tensor` is max(MIN_II, N) when at most one",
