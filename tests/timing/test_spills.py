@@ -43,9 +43,12 @@ PLAIN = {"spill_whole_tiles": True, "spill_reuse_saved_copies": False, "spill_re
          "spill_drop_clean_tiles": False, "spill_reload_on_demand": False}
 
 
-def _run(kernel=clean_and_dirty, **changes):
-    arch = get_arch("trn1").variant("tiny_sbuf", sbuf_usable_bytes_per_partition=4 * TILE + TILE // 4,
-                                    **{**PLAIN, **changes})
+def _run(kernel=clean_and_dirty, arch=None, **changes):
+    """Timing-only estimate of `kernel` on `arch` (default: trn1 with room for 4.25 tiles and the PLAIN spill
+    policy updated by `changes`)."""
+    if arch is None:
+        arch = get_arch("trn1").variant("tiny_sbuf", sbuf_usable_bytes_per_partition=4 * TILE + TILE // 4,
+                                        **{**PLAIN, **changes})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = trnsim.estimate(kernel, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32], target=arch)
@@ -89,11 +92,7 @@ def test_only_overflowing_bytes_move_and_reloads_wait_for_room():
 
 @pytest.mark.parametrize("changes", [{}, {"spill_reuse_saved_copies": True, "spill_whole_tiles": False}])
 def test_fitting_stream_plans_no_spills(changes):
-    arch = get_arch("trn1").variant("roomy", **changes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = trnsim.estimate(clean_and_dirty, tensor[[128, 1024], F32], tensor[[STEPS, 128, 1024], F32],
-                              target=arch)
+    est, arch = _run(arch=get_arch("trn1").variant("roomy", **changes))
     assert plan_spills(est.extra["launch"].stream, arch) is None
     assert "spills" not in est.extra
 
