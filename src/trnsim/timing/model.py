@@ -1314,7 +1314,9 @@ def _schedule(
 
     def release(stack: list[int]) -> None:
         """Resolve the virtual nodes on `stack`, last first: each passes its time (`end` = `done`) to its consumer,
-        the first access of the tile that takes the buffer (a buffer edge)."""
+        the first access of the tile that takes the buffer (a buffer edge). This is `finish_node`'s child loop with
+        one time for every edge; calling `finish_node` instead costs 4% more instructions in the timing pass
+        (measured on matmul_tiled), so the loop stays inline."""
         while stack:
             v = stack.pop()
             t = end[v]
