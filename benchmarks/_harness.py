@@ -198,10 +198,11 @@ def measure_parts(res: Result, parts: list[tuple[str, Callable[[], Any]]], repea
     return res
 
 
-def tile_matmul_replay(stream: list[Any]) -> Callable[[], None]:
-    """A function doing the Tensor-engine products of an instruction stream as plain NumPy float32 GEMMs, one per
-    matmul instruction ([K, M].T @ [K, N]), on one BLAS thread as the simulator runs them: the floor of a
-    simulation that computes every nc_matmul on its own. Operands are random (values do not change the time)."""
+def tile_matmul_replay(stream: list[Any]) -> tuple[int, Callable[[], None]]:
+    """(number of products, function): the function does the Tensor-engine products of an instruction stream as
+    plain NumPy float32 GEMMs, one per matmul instruction ([K, M].T @ [K, N]), on one BLAS thread as the simulator
+    runs them: the floor of a simulation that computes every nc_matmul on its own. Operands are random (values do
+    not change the time)."""
     import numpy as np
 
     from trnsim.core.memory import single_threaded_blas
@@ -232,8 +233,7 @@ def tile_matmul_replay(stream: list[Any]) -> Callable[[], None]:
             for a, b, out in order:
                 np.matmul(a.T, b, out=out)
 
-    replay.count = len(order)  # type: ignore[attr-defined]
-    return replay
+    return len(order), replay
 
 
 def measure_front_end_and_products(res: Result, timing_only: Callable[[], Any], repeats: int) -> Result:
@@ -243,14 +243,14 @@ def measure_front_end_and_products(res: Result, timing_only: Callable[[], Any], 
 
     if res.interrupted or trnsim.last_launch() is None:
         return res
-    products = tile_matmul_replay(trnsim.last_launch().stream)
+    count, products = tile_matmul_replay(trnsim.last_launch().stream)
     parts: list[tuple[str, Callable[[], Any]]] = [
         ("the front end without numerics (the same launch in timing-only mode: kernel code, checks, records)",
          timing_only)
     ]
-    if products.count:  # type: ignore[attr-defined]
+    if count:
         parts.append(
-            (f"the kernel's {products.count} Tensor-engine products alone, as NumPy float32 GEMMs on one BLAS "  # type: ignore[attr-defined]
+            (f"the kernel's {count} Tensor-engine products alone, as NumPy float32 GEMMs on one BLAS "
              "thread (as the simulator computes them)", products)
         )
     return measure_parts(res, parts, repeats)
