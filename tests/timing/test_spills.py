@@ -20,6 +20,14 @@ TILE = 4096  # bytes per partition of every [128, 1024] fp32 tile
 STEPS = 4
 
 
+def _step_tiles(y, k):
+    """One step's temporaries: b (a load), c, d; at `d` the tiles a, acc, b, c, d are live (the SBUF peak)."""
+    b = nl.load(y[k])
+    c = nisa.tensor_tensor(b, b, op=nl.multiply)
+    d = nisa.tensor_tensor(c, b, op=nl.add)
+    return d
+
+
 @nki.jit
 def clean_and_dirty(x, y):
     """`a` is loaded once and only read; `acc` is rewritten every step; b, c, d are per-step temporaries. With
@@ -29,9 +37,7 @@ def clean_and_dirty(x, y):
     a = nl.load(x)
     acc = nl.zeros((128, 1024), dtype=x.dtype)
     for k in range(STEPS):
-        b = nl.load(y[k])
-        c = nisa.tensor_tensor(b, b, op=nl.multiply)
-        d = nisa.tensor_tensor(c, b, op=nl.add)  # peak: a, acc, b, c, d
+        d = _step_tiles(y, k)
         acc[...] = nisa.tensor_tensor(acc, d, op=nl.add)
         acc[...] = nisa.tensor_tensor(acc, a, op=nl.add)
     nl.store(out, value=acc)
@@ -106,9 +112,7 @@ def clean_far_dirty_farther(x, y):
     a = nl.load(x)
     acc = nl.zeros((128, 1024), dtype=x.dtype)
     for k in range(STEPS):
-        b = nl.load(y[k])
-        c = nisa.tensor_tensor(b, b, op=nl.multiply)
-        d = nisa.tensor_tensor(c, b, op=nl.add)  # peak: a, acc, b, c, d
+        d = _step_tiles(y, k)
         e = nisa.tensor_tensor(d, a, op=nl.add)
         acc[...] = nisa.tensor_tensor(acc, e, op=nl.add)
     nl.store(out, value=acc)
@@ -138,9 +142,7 @@ def test_loaded_then_modified_tile_is_not_clean():
         a[...] = nisa.tensor_tensor(a, a, op=nl.add)  # no longer a copy of x
         acc = nl.zeros((128, 1024), dtype=x.dtype)
         for k in range(STEPS):
-            b = nl.load(y[k])
-            c = nisa.tensor_tensor(b, b, op=nl.multiply)
-            d = nisa.tensor_tensor(c, b, op=nl.add)
+            d = _step_tiles(y, k)
             acc[...] = nisa.tensor_tensor(acc, d, op=nl.add)
             acc[...] = nisa.tensor_tensor(acc, a, op=nl.add)
         nl.store(out, value=acc)
