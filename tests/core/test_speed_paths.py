@@ -340,9 +340,10 @@ def test_result_tile_allocation_matches_the_general_one(poison, track):
         a = allocate(shape, dt, SBUF, name="t", core=1, fill="poison" if poison else "empty", track_writes=track)
         b = allocate_tile(shape, dt, SBUF, "t", None, 1, poison, track)
         for slot in Storage.__slots__:
-            if slot in ("id", "_mem", "__weakref__", "new_mem"):
+            if slot in ("id", "_mem", "__weakref__", "new_mem", "layout"):
                 continue
             assert getattr(a[0], slot) == getattr(b[0], slot), slot
+        assert a[0].layout is None and b[0].layout is not None  # (the shared facts compared above come from it)
         assert a[0].mem is a[1] and b[0].mem is b[1] and b[0].new_mem is None
         assert a[2].shape == b[2].shape and a[2].dtype == b[2].dtype and a[2].flags.c_contiguous == b[2].flags.c_contiguous
         if poison:
@@ -527,3 +528,78 @@ def test_plain_matmuls_match_the_general_path(rng):
                           for x in ins.reads + ins.writes])
                         for ins in trnsim.last_launch().stream])
     assert records[0] == records[1]
+
+
+def test_sliced_views_match_the_general_subscript_path():
+    """`t[a:b, c:d]` (one-pass `_sliced`) gives the view, byte offset, written-state view and bounds errors of the
+    general subscript path, on whole tensors and on views of them, for in- and out-of-bounds slices."""
+    import random
+
+    from trnsim.core.errors import NkiIndexError
+    from trnsim.core.memory import HBM, SBUF, Storage
+    from trnsim.frontend.legacy.tensor import LegacyTensor, _check_basic, _keep_free_dims
+
+    rnd = random.Random(1)
+    checked = rejected = 0
+    for buf, shape in ((HBM, (40, 24)), (SBUF, (16, 6, 10)), (HBM, (9,))):
+        st = Storage(np.zeros(shape, dtype=np.float32), buf, written=np.zeros(shape, dtype=np.uint8))
+        mem = st.take_mem()
+        whole = LegacyTensor(st, mem, mem.data, mem.written)
+        for parent in (whole, whole.basic_view((slice(1, None),) * len(shape))):
+            for _ in range(400):
+                n = parent.array.shape
+                key = tuple(
+                    slice(rnd.choice([None, -1, 0, 1, m // 2, m, m + 1]), rnd.choice([None, -1, 0, 2, m, m + 2]),
+                          rnd.choice([None, None, None, 1, 2]))
+                    for m in n[: rnd.randint(1, len(n))]
+                )
+                fast = parent._sliced(key)
+                try:
+                    _check_basic(parent.shape, key, st.name)
+                except NkiIndexError:
+                    assert fast is None, key  # out of bounds: left to the general path, which raises
+                    with pytest.raises(NkiIndexError):
+                        parent[key]
+                    rejected += 1
+                    continue
+                if fast is None:  # (a step: not a fast-path key)
+                    assert any(k.step is not None for k in key)
+                    continue
+                slow = parent.basic_view(_keep_free_dims(parent, key))
+                assert type(fast) is type(slow) and fast.array.shape == slow.array.shape
+                assert fast.array.strides == slow.array.strides
+                assert fast.array.__array_interface__["data"] == slow.array.__array_interface__["data"]
+                assert fast.wmask.__array_interface__["data"] == slow.wmask.__array_interface__["data"]
+                assert fast._off == slow._off and fast.region() == slow.region(), key
+                checked += 1
+    assert checked > 300 and rejected > 300, (checked, rejected)
+
+
+def test_fresh_tiles_take_their_signature_from_the_layout():
+    """A new plain tile gets its region and check signature from its layout: the same values a tile computes for
+    itself, per dtype and memory, with tfloat32 tiles kept apart from float32 ones."""
+    from trnsim.core.memory import TileLayout
+    from trnsim.isa.common import signature
+
+    seen = {}
+
+    def k(a):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        for it in nl.sequential_range(2):
+            for dt, buf in ((nl.float32, nl.sbuf), (nl.tfloat32, nl.sbuf), (nl.bfloat16, nl.sbuf), (nl.float32, nl.psum)):
+                t = nl.ndarray((128, 64), dtype=dt, buffer=buf)
+                assert isinstance(t.storage.layout, TileLayout)
+                preset = (t._sig, t._reg)
+                layout, t.storage.layout, t._sig, t._reg = t.storage.layout, None, None, None  # compute it afresh
+                fresh = (signature(t), t.region())
+                t.storage.layout, t._sig = layout, None
+                assert signature(t) == fresh[0]  # (fills the layout's entry on the first pass)
+                assert preset[1] == fresh[1]
+                assert preset[0] == fresh[0] if it else preset[0] in (None, fresh[0])  # (layout filled in pass 0)
+                seen.setdefault((str(dt), buf.name), set()).add(fresh[0])
+        nl.store(out, nl.load(a))
+        return out
+
+    trnsim.simulate_kernel(k, np.ones((128, 64), np.float32))
+    assert all(len(s) == 1 for s in seen.values())
+    assert seen[("float32", "sbuf")] != seen[("tfloat32", "sbuf")] != seen[("float32", "psum")]

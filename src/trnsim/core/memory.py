@@ -122,6 +122,7 @@ class Storage:
         "__weakref__",
         "new_mem",
         "sig_kind",
+        "layout",
     )
 
     def __init__(
@@ -134,20 +135,29 @@ class Storage:
         written: np.ndarray | None = None,
         nblocks: int = 1,
         block_shape: tuple[int, ...] = (),
+        layout: TileLayout | None = None,
     ) -> None:
-        """`written`: the per-element state array (see `state_array`), None when writes are not tracked."""
+        """`written`: the per-element state array (see `state_array`), None when writes are not tracked.
+        `layout`: the facts `data` shares with every plain tile of its shape, dtype and memory (`allocate_tile`)."""
         self.id = i = next(_ids)
         self.buffer = buffer
-        self.dtype = data.dtype
-        shape = self.shape = data.shape
         self.name = name or f"t{i}"
         self.loc = loc
         self.core = core
-        rb = self.row_bytes = data.strides[0] if data.ndim else data.itemsize
         self._base_ptr = None  # looked up on first use (the pointer lookup costs about a microsecond)
-        # region of the whole data (see Tensor.region): known up front for a C-contiguous, non-empty array (rows
-        # are its first axis), else computed on first use
-        self._full_box = (0, shape[0], 0, rb) if data.ndim and data.size and data.flags.c_contiguous else None
+        self.layout = layout
+        if layout is not None:
+            self.dtype = layout.dtype
+            self.shape = layout.shape
+            self.row_bytes = layout.row_bytes
+            self._full_box = layout.full_box
+        else:
+            self.dtype = data.dtype
+            shape = self.shape = data.shape
+            rb = self.row_bytes = data.strides[0] if data.ndim else data.itemsize
+            # region of the whole data (see Tensor.region): known up front for a C-contiguous, non-empty array
+            # (rows are its first axis), else computed on first use
+            self._full_box = (0, shape[0], 0, rb) if data.ndim and data.size and data.flags.c_contiguous else None
         self.nblocks = nblocks
         self.block_shape = block_shape
         mem = self.new_mem = Mem(data, written)
@@ -195,6 +205,22 @@ class Storage:
         return f"<{self.buffer.name} {self.name} {self.shape} {dtypes.name_of(self.dtype)}>"
 
 
+class TileLayout:
+    """What every plain on-chip tile (no block dims) of one shape, dtype and memory kind has in common, worked out
+    once by `allocate_tile` instead of from each new array."""
+
+    __slots__ = ("shape", "dtype", "row_bytes", "full_box", "sigs")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        rb = self.row_bytes = math.prod(shape[1:]) * dtype.itemsize  # (C-contiguous: the first axis' stride)
+        self.full_box = (0, shape[0], 0, rb)  # region of the whole tile (see Tensor.region)
+        # tensor class -> operand-check signature of a view of the whole tile (isa.common.check_key fills it)
+        self.sigs: dict[type, int] = {}
+
+
+_LAYOUTS: dict[tuple, TileLayout] = {}
 _POISON: dict[np.dtype, object] = {}
 
 
@@ -286,19 +312,25 @@ def allocate_tile(
 ) -> tuple[Storage, Mem, np.ndarray, np.ndarray | None]:
     """`allocate` for the common case of an on-chip tile without block dims whose shape is a tuple of ints (the result
     tile of nearly every instruction): the same storage, arrays and fill, with less argument handling."""
-    general = not _tuned or not shape
-    for n in shape:
-        if type(n) is not int or n <= 0:
-            general = True
-            break
-    if general:
-        return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
-                        fill="poison" if poison else "empty", track_writes=track_writes)
+    key = (shape, dtype, buffer.kind)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        general = not _tuned or not shape
+        for n in shape:
+            if type(n) is not int or n <= 0:
+                general = True
+                break
+        if general:
+            return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
+                            fill="poison" if poison else "empty", track_writes=track_writes)
+        if len(_LAYOUTS) >= 4096:
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[key] = TileLayout(shape, dtype)
     data = np.empty(shape, dtype=dtype)
     if poison:
         _poisoned(data)
     written = state_array(shape, track_writes, False)
-    st = Storage(data, buffer, name, loc, core, written)
+    st = Storage(data, buffer, name, loc, core, written, layout=layout)
     return st, st.take_mem(), data, written
 
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _KERNELS_DIR = os.path.join(_PKG_DIR, "kernels")
-# Caches keyed by id(code object): hashing a code object rehashes its bytecode and constants every time (~0.25 us),
-# an int hashes for free. Each entry keeps its code object alive, so an id cannot be reused while it is cached.
-_internal_cache: dict[int, tuple[object, bool]] = {}
+# Keyed by id(code object): hashing a code object rehashes its bytecode and constants every time (~0.25 us), an int
+# hashes for free. `_internal_codes` keeps every trnsim code object seen alive, so an id in `_internal_ids` cannot be
+# reused by another code object.
+_internal_ids: set[int] = set()
+_internal_codes: list[object] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,40 +45,34 @@ UNKNOWN = SourceLoc("<unknown>", 0, "")
 _loc_cache: dict[tuple[int, int], tuple[object, SourceLoc]] = {}
 
 
-def _is_internal(code) -> bool:
-    e = _internal_cache.get(id(code))
-    if e is None or e[0] is not code:
-        fn = code.co_filename
-        # Kernels shipped in trnsim.kernels are user code from the simulator's point of view.
-        e = _internal_cache[id(code)] = (code, fn.startswith(_PKG_DIR) and not fn.startswith(_KERNELS_DIR))
-    return e[1]
-
-
 def caller_location(skip: int = 1) -> SourceLoc:
     """Location of the innermost frame that is not trnsim code (kernel code, tests, scripts).
 
-    About a microsecond: one dict lookup per frame (code object -> internal?) and one per (code, offset)."""
+    About a microsecond: a set lookup per trnsim frame, then one dict lookup per (code, bytecode offset). A code
+    object is classified the first time it is seen (trnsim code: its id joins `_internal_ids`; other code: its
+    locations join `_loc_cache`)."""
     frame = sys._getframe(skip)
-    internal = _internal_cache
-    while frame is not None:
+    internal = _internal_ids
+    while True:
+        while frame is not None and id(frame.f_code) in internal:
+            frame = frame.f_back
+        if frame is None:
+            return UNKNOWN
         code = frame.f_code
-        e = internal.get(id(code))
-        if e is None or e[0] is not code:
-            hit = _is_internal(code)
-        else:
-            hit = e[1]
-        if not hit:
-            break
-        frame = frame.f_back
-    if frame is None:
-        return UNKNOWN
-    # Keyed by the bytecode offset: `f_lineno` scans the code's line table (cost grows with the function's
-    # length, several microseconds in a long kernel), `f_lasti` is a plain field; one offset has one line.
-    key = (id(code), frame.f_lasti)
-    e2 = _loc_cache.get(key)
-    if e2 is None or e2[0] is not code:
-        e2 = _loc_cache[key] = (code, SourceLoc(code.co_filename, frame.f_lineno, code.co_name))
-    return e2[1]
+        # Keyed by the bytecode offset: `f_lineno` scans the code's line table (cost grows with the function's
+        # length, several microseconds in a long kernel), `f_lasti` is a plain field; one offset has one line.
+        key = (id(code), frame.f_lasti)
+        e = _loc_cache.get(key)
+        if e is not None and e[0] is code:
+            return e[1]
+        if is_internal_file(code.co_filename):  # trnsim code seen for the first time
+            _internal_codes.append(code)
+            internal.add(id(code))
+            frame = frame.f_back
+            continue
+        loc = SourceLoc(code.co_filename, frame.f_lineno, code.co_name)
+        _loc_cache[key] = (code, loc)
+        return loc
 
 
 def is_internal_file(filename: str) -> bool:

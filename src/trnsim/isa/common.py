@@ -290,28 +290,41 @@ def check_key(tag: str, statics: tuple, *operands: Any) -> tuple | None:
                 return None
             sig = t._sig
             if sig is None:
-                a = t.array
-                st = t.storage
-                kind = st.sig_kind
-                if kind is None:
-                    # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
-                    kind = st.sig_kind = (st.buffer.kind, st.dtype, st.tf32, st.nblocks, st.row_bytes)
-                sig = (type(t), kind, a.shape, a.strides, a.dtype)
-                # a view's array and its storage's fields do not change, so the summary is kept with the view,
-                # as a small number standing for it (cheaper to hash in the key than the tuple)
-                n = _SIGS.get(sig)
-                if n is None:
-                    if len(_SIGS) < _MAX_SIGS:
-                        n = _SIGS[sig] = len(_SIGS)
-                    else:
-                        n = sig  # (table full: the tuple itself, which never equals a number)
-                sig = t._sig = n
+                sig = t._sig = signature(t)
             parts.append(sig)
         elif type(t) in _SCALAR_TYPES:
             parts.append(type(t))
         else:
             return None
     return tuple(parts)
+
+
+def signature(t: Tensor) -> int | tuple:
+    """What the operand checks look at in a (non-gathered) view: its class, memory, shape, strides and dtypes, as a
+    small number standing for that summary (cheaper to hash in a check key than the tuple). A view's array and its
+    storage's fields do not change, so `check_key` keeps the number with the view."""
+    a = t.array
+    st = t.storage
+    layout = st.layout
+    # a view of a whole plain tile: the same summary as every other tile of its layout (tf32 is set per storage)
+    whole = layout is not None and a is t.mem.data and not st.tf32
+    if whole:
+        n = layout.sigs.get(type(t))
+        if n is not None:
+            return n
+    kind = st.sig_kind
+    if kind is None:
+        # (nblocks, row_bytes: what a view's partition axis depends on, see Tensor.partition_axis)
+        kind = st.sig_kind = (st.buffer.kind, st.dtype, st.tf32, st.nblocks, st.row_bytes)
+    sig = (type(t), kind, a.shape, a.strides, a.dtype)
+    n = _SIGS.get(sig)
+    if n is None:
+        if len(_SIGS) >= _MAX_SIGS:
+            return sig  # (table full: the tuple itself, which never equals a number)
+        n = _SIGS[sig] = len(_SIGS)
+    if whole:
+        layout.sigs[type(t)] = n
+    return n
 
 
 def cached_checks(run: Run, key: tuple | None) -> Any:

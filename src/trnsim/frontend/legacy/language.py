@@ -37,7 +37,7 @@ from .lowering import (
     skip_when_masked_off,
     wrap_masked_apis,
 )
-from .tensor import DynamicIndex, DynSlice, LazyAccess, LegacyTensor, new_tile
+from .tensor import DynamicIndex, DynSlice, LazyAccess, LegacyTensor, fresh_tile, new_tile
 
 # ------------------------------------------------------------------------------------------------ dtypes
 bool_ = _dt.bool_
@@ -174,7 +174,7 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
                                              run.numerics and not kwargs.get("_overwritten"), run.numerics)
             if isinstance(dtype, _dt.TFloat32):
                 st.tf32 = True
-            return LegacyTensor(st, mem, arr, wm)
+            return fresh_tile(st, mem, arr, wm)
     shp, pdim = _split_shape(shape)
     buf = _resolve_buffer(buffer)
     dt = _dt.normalize(dtype)
@@ -219,7 +219,7 @@ def ndarray(shape: Any, dtype: Any, *, buffer: Any = None, name: str = "", **kwa
         )
     if isinstance(dtype, _dt.TFloat32):
         st.tf32 = True
-    t = LegacyTensor(st, mem, arr, wm)
+    t = fresh_tile(st, mem, arr, wm)
     if buf.kind == "hbm" and buf.shared:
         run.shared_hbm_record(t)
     return t

@@ -11,7 +11,7 @@ from ...core import dtypes
 from ...core.context import current
 from ...core.errors import NkiError, NkiIndexError, NkiValidationError
 from ...core.imports import lazy_module
-from ...core.memory import SBUF, allocate, allocate_tile
+from ...core.memory import SBUF, Mem, Storage, allocate, allocate_tile
 from ...core.source import caller_location, name_from_source
 from ...core.tensor import Tensor, broadcast_shapes
 from .indexing import (
@@ -189,6 +189,9 @@ class LegacyTensor(Tensor):
             t._off, t._reg, t._sig = self._off, self._reg, self._sig
             return t
         if type(key) is tuple:  # the common subscripts skip the general analysis below:
+            view = self._sliced(key)  # slices `a:b` / `:` in bounds
+            if view is not None:
+                return view
             for k in key:  # plain slices and ints
                 tk = type(k)
                 if tk is not slice and tk is not int:
@@ -212,6 +215,36 @@ class LegacyTensor(Tensor):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         _assign_module().assign(self, key, value)
+
+    def _sliced(self, key: tuple) -> LegacyTensor | None:
+        """`self[key]` for a tuple of in-bounds `a:b` / `:` slices (the HBM tiles of nearly every load and store), or
+        None for any other subscript. One pass does what `_check_basic`, `_keep_free_dims` (no integer to keep a
+        dimension for) and `basic_view` do for such a key: bounds, the view, and its byte offset in the storage."""
+        arr = self.array
+        shape = arr.shape
+        if self.index is not None or len(key) > len(shape):
+            return None
+        off = self._off
+        if off is None and arr is self.mem.data:
+            off = 0
+        for k, n, stride in zip(key, shape, arr.strides):
+            if type(k) is not slice or k.step is not None:
+                return None
+            a = k.start
+            b = k.stop
+            if a is not None:
+                if type(a) is not int or a < 0 or a > n:
+                    return None
+                if off is not None and a < n:
+                    off += a * stride
+            if b is not None and (type(b) is not int or b < 0 or b > n):
+                return None
+        view = arr[key]
+        wm = self.wmask
+        t = self.same_kind(self.storage, view, None if wm is None else wm[key])
+        if off is not None and view.size:
+            t._off = off
+        return t
 
     # ----------------------------------------------------------------- tensor methods
     def reshape(self, *shape: Any, **kwargs: Any) -> LegacyTensor:
@@ -1224,4 +1257,16 @@ def new_tile(
             fill="poison" if poison else "empty",
             track_writes=numerics,
         )
-    return LegacyTensor(st, mem, arr, wm)
+    return fresh_tile(st, mem, arr, wm)
+
+
+def fresh_tile(st: Storage, mem: Mem, arr: np.ndarray, wm: np.ndarray | None) -> LegacyTensor:
+    """The tensor of a newly allocated storage. A plain tile's region and operand-check signature are those of its
+    layout (see core.memory.TileLayout), so they are set here instead of being worked out at its first use."""
+    t = LegacyTensor(st, mem, arr, wm)
+    layout = st.layout
+    if layout is not None:
+        t._reg = layout.full_box
+        if not st.tf32:
+            t._sig = layout.sigs.get(LegacyTensor)
+    return t
