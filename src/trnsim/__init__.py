@@ -80,7 +80,7 @@ def estimate(kernel: Any, *args: Any, target: Any = "trn2", numerics: bool | Non
             launch_target = {2: "trn1", 3: "trn2"}.get(arch.nc_version, "trn3")
     k = _as_kernel(kernel, launch_target)
     _, rec = k.launch(*args, numerics=numerics, **kwargs)
-    est = schedule(rec.stream, arch if arch is not None else rec.arch)
+    est = schedule(rec.stream, arch if arch is not None else rec.arch, rec.uses)
     est.extra["launch"] = rec
     return est
 

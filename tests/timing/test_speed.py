@@ -55,6 +55,8 @@ def test_timing_only_predictions_equal_full_simulation_predictions(kernel, targe
     # the pass is a pure function of the stream: rerunning it changes nothing either
     launch = full.extra["launch"]
     assert _everything(schedule(launch.stream, launch.arch)) == _everything(full)
+    # nor does scheduling again from the launch's scan of the stream (which `estimate` used once already)
+    assert _everything(schedule(launch.stream, launch.arch, launch.uses)) == _everything(full)
 
 
 def test_timing_only_is_much_faster_than_full_simulation():

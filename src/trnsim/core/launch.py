@@ -20,7 +20,7 @@ import numpy as np
 from . import dtypes
 from .context import Run, activate
 from .errors import NkiError, NkiValidationError, trim_traceback
-from .liveness import UsageTimeline, check_capacity
+from .liveness import StreamUses, UsageTimeline, check_capacity, scan_uses
 from .memory import HBM, SHARED_HBM, Buffer, host_tuning, relaxed_gc, wrap_host_array
 from .source import SourceLoc
 from .tensor import Tensor
@@ -39,6 +39,7 @@ class Launch:
     outputs: Any = None
     usage: list[UsageTimeline] = field(default_factory=list)
     source_file: str = ""
+    uses: StreamUses | None = None  # where the stream uses each storage (also what the timing pass starts from)
 
     @property
     def stream(self):
@@ -217,7 +218,8 @@ def launch(
     caps = {"sbuf": arch.sbuf_usable_bytes_per_partition, "psum": arch.psum_bytes_per_partition}
     try:
         with relaxed_gc():  # walks the whole stream: keep the collector from rescanning it meanwhile
-            launch_rec.usage = check_capacity(run.stream, caps)
+            uses = launch_rec.uses = scan_uses(run.stream)
+            launch_rec.usage = check_capacity(run.stream, caps, uses)
     except NkiError as e:
         if numerics or e.code != "err_sbuf_capacity_exceeded":
             raise trim_traceback(e) from None
@@ -226,13 +228,13 @@ def launch(
         from .liveness import usage_timelines
 
         run.warn("warn_sbuf_spill", f"{e.rule} -- timing-only run: modeled as compiler spills to HBM", e.loc)
-        launch_rec.usage = usage_timelines(run.stream, caps)
-    written_params = {a.storage.id for ins in run.stream for a in ins.writes if a.storage.is_param}
+        launch_rec.usage = usage_timelines(run.stream, caps, uses)
+    written = uses.written  # (every storage the kernel wrote, by id)
     if api == "legacy" and not params_mutable and mutable:
         _check_mutable_returned(func, outputs, {n: t for n, t in hbm_args.items() if n in mutable})
     result = _convert_outputs(outputs, run, like)
     for name, t in hbm_args.items():
-        if t.storage.id in written_params:
+        if t.storage.id in written:
             if params_mutable or name in mutable or outputs is None:
                 _copy_back(host_arrays[name], t)
             elif outputs is not None:

@@ -9,6 +9,7 @@ of the sum of live bytes per partition is compared with the target's SBUF / PSUM
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,56 @@ class UsageTimeline:
     live_at_peak: list[tuple[Storage, int]] = field(default_factory=list)
 
 
+class StreamUses(NamedTuple):
+    """Where each storage is used in a stream (`scan_uses`): what the capacity check, the launch's written-parameter
+    check and the timing pass (`trnsim.timing.model`) all need, found in one pass."""
+
+    uses: dict[int, list[int]]  # on-chip storage id -> its positions, ascending (first / last use: [0] / [-1])
+    stor: dict[int, Any]  # on-chip storage id -> its Storage (both dicts in first-access order)
+    written: dict[int, int]  # id of every storage ever written -> the last position that writes it
+    firsts: list[list[int] | None]  # per position: the on-chip storages first accessed there, or None
+    blocks: bool  # does some on-chip storage have leading block dimensions?
+    length: int  # the stream's length when it was scanned
+
+
+def scan_uses(stream: list[Instruction]) -> StreamUses:
+    """One pass over every access of the stream (see `StreamUses`)."""
+    stor: dict[int, Any] = {}
+    written: dict[int, int] = {}
+    # per storage: its positions (on-chip), or () for an HBM storage (skipped without looking at its kind again)
+    seen: dict[int, Any] = {}
+    firsts: list[list[int] | None] = [None] * len(stream)
+    blocks = False
+    seen_get = seen.get
+    for pos, ins in enumerate(stream):
+        new = None
+        wrs = ins.writes
+        for acc in wrs:
+            written[acc.storage.id] = pos
+        for accs in (ins.reads, wrs):  # reads, then writes: the order of `firsts`
+            for acc in accs:
+                sid = acc.storage.id
+                u = seen_get(sid)
+                if u:
+                    if u[-1] != pos:  # (not counted at this position yet)
+                        u.append(pos)
+                elif u is None:
+                    st = acc.storage
+                    if st.buffer.kind == "hbm":
+                        seen[sid] = ()
+                        continue
+                    seen[sid] = [pos]
+                    stor[sid] = st
+                    if new is None:
+                        new = firsts[pos] = [sid]
+                    else:
+                        new.append(sid)
+                    if st.nblocks > 1:
+                        blocks = True
+    uses = {sid: u for sid, u in seen.items() if u}
+    return StreamUses(uses, stor, written, firsts, blocks, len(stream))
+
+
 def _units(acc, st: Storage) -> range:
     if st.nblocks <= 1:
         return range(0, 1)
@@ -39,12 +90,23 @@ def _units(acc, st: Storage) -> range:
     return range(lo, hi + 1)
 
 
-def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> list[UsageTimeline]:
-    """Compute SBUF/PSUM bytes-per-partition usage over the stream for each core."""
+def usage_timelines(
+    stream: list[Instruction], capacities: dict[str, int], uses: StreamUses | None = None
+) -> list[UsageTimeline]:
+    """Compute SBUF/PSUM bytes-per-partition usage over the stream for each core. `uses`: `scan_uses(stream)` when
+    the caller has it (without block dimensions, every tile is one unit live from its first to its last use)."""
     first: dict[tuple[int, int], int] = {}
     last: dict[tuple[int, int], int] = {}
     unit_bytes: dict[tuple[int, int], int] = {}
     owner: dict[int, Storage] = {}
+    if uses is not None and not uses.blocks and uses.length == len(stream):
+        owner = uses.stor
+        for sid, u in uses.uses.items():
+            key = (sid, 0)
+            first[key] = u[0]
+            last[key] = u[-1]
+            unit_bytes[key] = owner[sid].row_bytes
+        return _timelines(len(stream), capacities, first, last, unit_bytes, owner)
     whole_last: dict[int, int] = {}  # storage id -> last position, for on-chip tiles without blocks (one unit)
     skip: set[int] = set()  # HBM storages
     for pos, ins in enumerate(stream):
@@ -76,8 +138,13 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
                     last[key] = pos
     for sid, pos in whole_last.items():
         last[(sid, 0)] = pos
+    return _timelines(len(stream), capacities, first, last, unit_bytes, owner)
+
+
+def _timelines(n: int, capacities: dict[str, int], first: dict, last: dict, unit_bytes: dict,
+               owner: dict[int, Storage]) -> list[UsageTimeline]:
+    """Usage timelines of allocation units live from `first[key]` to `last[key]` (keys in first-use order)."""
     out: list[UsageTimeline] = []
-    n = len(stream)
     groups: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for key in first:
         st = owner[key[0]]
@@ -105,9 +172,11 @@ def usage_timelines(stream: list[Instruction], capacities: dict[str, int]) -> li
     return out
 
 
-def check_capacity(stream: list[Instruction], capacities: dict[str, int]) -> list[UsageTimeline]:
+def check_capacity(
+    stream: list[Instruction], capacities: dict[str, int], uses: StreamUses | None = None
+) -> list[UsageTimeline]:
     """Raise NkiMemoryError when live on-chip data exceeds a capacity; return the usage timelines."""
-    tls = usage_timelines(stream, capacities)
+    tls = usage_timelines(stream, capacities, uses)
     for tl in tls:
         if tl.capacity and tl.peak > tl.capacity:
             ins = stream[tl.peak_at]

@@ -43,6 +43,7 @@ from itertools import accumulate
 from typing import Any, NamedTuple
 
 from ..core.instruction import Access, Engine, Instruction
+from ..core.liveness import StreamUses, scan_uses
 from .arch import Arch
 
 RAW, WAR, WAW, ORD, BUF, BAR = 0, 1, 2, 3, 4, 5
@@ -306,43 +307,13 @@ class _Scan(NamedTuple):
     live_max: dict[tuple, int]
 
 
-def _scan(stream: list[Instruction]) -> _Scan:
-    """One pass over every access of the stream (see `_Scan`). The spill planner's per-position SBUF lists are
-    built only when SBUF overflows (`_sbuf_at`)."""
-    stor: dict[int, Any] = {}
-    written: dict[int, int] = {}
-    # per storage: its positions (on-chip), or () for an HBM storage (skipped without looking at its kind again)
-    seen: dict[int, Any] = {}
-    firsts: list[list[int] | None] = [None] * len(stream)
-    blocks = False
-    seen_get = seen.get
-    for pos, ins in enumerate(stream):
-        new = None
-        wrs = ins.writes
-        for acc in wrs:
-            written[acc.storage.id] = pos
-        for accs in (ins.reads, wrs):  # reads, then writes: the order of `firsts`
-            for acc in accs:
-                sid = acc.storage.id
-                u = seen_get(sid)
-                if u:
-                    if u[-1] != pos:  # (not counted at this position yet)
-                        u.append(pos)
-                elif u is None:
-                    st = acc.storage
-                    if st.buffer.kind == "hbm":
-                        seen[sid] = ()
-                        continue
-                    seen[sid] = [pos]
-                    stor[sid] = st
-                    if new is None:
-                        new = firsts[pos] = [sid]
-                    else:
-                        new.append(sid)
-                    if st.nblocks > 1:
-                        blocks = True
-    uses = {sid: u for sid, u in seen.items() if u}
-    return _Scan(uses, stor, written, firsts, blocks, *_sites(uses, stor))
+def _scan(stream: list[Instruction], uses: StreamUses | None = None) -> _Scan:
+    """Where each storage is used (`uses`: `core.liveness.scan_uses(stream)`, e.g. a launch's, when the caller has
+    it) and the allocation sites. The spill planner's per-position SBUF lists are built only when SBUF overflows
+    (`_sbuf_at`)."""
+    if uses is None or uses.length != len(stream):
+        uses = scan_uses(stream)
+    return _Scan(uses.uses, uses.stor, uses.written, uses.firsts, uses.blocks, *_sites(uses.uses, uses.stor))
 
 
 def _sbuf_at(stream: list[Instruction]) -> list[list[int] | None]:
@@ -986,21 +957,22 @@ def plan_spills(stream: list[Instruction], arch: Arch, scan: _Scan | None = None
 
 
 # ============================================================================================ scheduler
-def schedule(stream: list[Instruction], arch: Arch) -> Estimate:
-    """Run the timing pass over `stream` (instructions of any number of cores)."""
+def schedule(stream: list[Instruction], arch: Arch, uses: StreamUses | None = None) -> Estimate:
+    """Run the timing pass over `stream` (instructions of any number of cores). `uses`: `scan_uses(stream)` when the
+    caller has it (a launch record's `uses`)."""
     # The pass allocates many small acyclic objects (freed by reference counting): without the cyclic collector
     # it runs ~1.5x faster on long streams, whose records the collector would otherwise rescan again and again.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _schedule_stream(stream, arch)
+        return _schedule_stream(stream, arch, uses)
     finally:
         if enabled:
             gc.enable()
 
 
-def _schedule_stream(stream: list[Instruction], arch: Arch) -> Estimate:
-    scan = _scan(stream)
+def _schedule_stream(stream: list[Instruction], arch: Arch, uses: StreamUses | None = None) -> Estimate:
+    scan = _scan(stream, uses)
     plan = plan_spills(stream, arch, scan)
     if plan is None:
         return _schedule(stream, arch, None, scan)
