@@ -231,7 +231,9 @@ class Run:
         instr.writes[index] = access
         if self.check_races and self.loops:
             affine = self.affine_loops()
-            if affine:
+            # (a tile allocated inside the innermost affine loop is private to each iteration of every one of them:
+            # there is nothing to log, see _check_races)
+            if affine and access.storage.id < affine[-1].first_id:
                 self._check_races(affine, Instruction(instr.engine, instr.opcode, [], [access], instr.loc))
             access.tensor = None
 

@@ -300,15 +300,26 @@ def empty_like(a: Any, dtype: Any = None, *, buffer: Any = None, name: str = "",
 # ------------------------------------------------------------------------------------------------ movement
 def load(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
     """HBM -> new SBUF tile (optionally casting)."""
-    loc = caller_location()
     if mask is None and dtype is None:
         # the common case (an HBM view or index-expression subscript, no mask, no cast): what the general path
-        # below does, without its operand analysis (the whole result tile is the DMA's destination)
+        # does, without its operand analysis (the whole result tile is the DMA's destination)
         view = src.plain_view() if type(src) is LazyAccess else src
         if type(view) is LegacyTensor and view.index is None and view.storage.buffer.kind == "hbm":
+            loc = caller_location()
             tile = new_tile(view.array.shape, view.storage.dtype, overwritten=True, loc=loc)
             tile.producer = dma.dma_copy(tile, view, loc=loc, api="nl.load")
             return tile
+    return _load(src, mask=mask, dtype=dtype, **kwargs)
+
+
+# (called without a mask, the fast path cannot be masked off; every other call goes through the wrapped _load)
+load._masked_off_handled = True  # type: ignore[attr-defined]
+
+
+@skip_when_masked_off
+def _load(src: Any, *, mask: Any = None, dtype: Any = None, **kwargs: Any) -> LegacyTensor:
+    """`load` with a mask, a cast or a source the fast path does not take."""
+    loc = caller_location()
     _require_buffer(src, ("hbm",), "load", "src", loc)
     minfo = mask_info(mask)
     shape = tuple(src.shape)
@@ -868,10 +879,9 @@ def expand_dims(data: Any, axis: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ matmul
 def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwargs: Any) -> LegacyTensor:
     """x @ y on the Tensor engine into a new fp32 PSUM tile. transpose_x=True: x is already [K, M]."""
-    loc = caller_location()
     if mask is None and transpose_x:
         # the common case (two plain SBUF tiles or index-expression subscripts of them, x already [K, M]): what the
-        # general path below does, without its operand analysis
+        # general path does, without its operand analysis
         xv = x.plain_view() if type(x) is LazyAccess else x
         yv = y.plain_view() if type(y) is LazyAccess else y
         if (
@@ -884,9 +894,21 @@ def matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwa
             and xv.storage.nblocks <= 1
             and yv.storage.nblocks <= 1
         ):
+            loc = caller_location()
             tile = new_tile((xv.free_size, yv.free_size), _dt.float32, buffer=PSUM, overwritten=True, loc=loc)
             tile.producer = tensor_engine.nc_matmul(tile, xv, yv, accumulate=False, loc=loc, api="nl.matmul")
             return tile
+    return _matmul(x, y, transpose_x=transpose_x, mask=mask, **kwargs)
+
+
+# (as `load`: the unmasked fast path cannot be masked off, every other call goes through the wrapped _matmul)
+matmul._masked_off_handled = True  # type: ignore[attr-defined]
+
+
+@skip_when_masked_off
+def _matmul(x: Any, y: Any, *, transpose_x: bool = False, mask: Any = None, **kwargs: Any) -> LegacyTensor:
+    """`matmul` with a mask, x in [M, K] layout or operands the fast path does not take."""
+    loc = caller_location()
     minfo = mask_info(mask)
     xo, yo = operand(x, minfo), operand(y, minfo)
     # The Tensor engine reads SBUF only; PSUM operands are first copied to SBUF (as the compiler does).
