@@ -136,9 +136,12 @@ class Storage:
         nblocks: int = 1,
         block_shape: tuple[int, ...] = (),
         layout: TileLayout | None = None,
+        mem: Mem | None = None,
     ) -> None:
         """`written`: the per-element state array (see `state_array`), None when writes are not tracked.
-        `layout`: the facts `data` shares with every plain tile of its shape, dtype and memory (`allocate_tile`)."""
+        `layout`: the facts `data` shares with every plain tile of its shape, dtype and memory (`allocate_tile`).
+        `mem`: the arrays, when the caller made them and hands them to their first tensor itself (else the
+        storage holds them until `take_mem`)."""
         self.id = i = next(_ids)
         self.buffer = buffer
         self.name = name or f"t{i}"
@@ -160,7 +163,10 @@ class Storage:
             self._full_box = (0, shape[0], 0, rb) if data.ndim and data.size and data.flags.c_contiguous else None
         self.nblocks = nblocks
         self.block_shape = block_shape
-        mem = self.new_mem = Mem(data, written)
+        if mem is None:
+            mem = self.new_mem = Mem(data, written)
+        else:
+            self.new_mem = None
         self._mem = weakref.ref(mem)
         self.is_param = False
         self.is_output = False
@@ -329,9 +335,9 @@ def allocate_tile(
     data = np.empty(shape, dtype=dtype)
     if poison:
         _poisoned(data)
-    written = state_array(shape, track_writes, False)
-    st = Storage(data, buffer, name, loc, core, written, layout=layout)
-    return st, st.take_mem(), data, written
+    written = state_array(shape, True, False) if track_writes else None
+    mem = Mem(data, written)
+    return Storage(data, buffer, name, loc, core, written, layout=layout, mem=mem), mem, data, written
 
 
 def wrap_host_array(

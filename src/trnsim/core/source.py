@@ -23,6 +23,7 @@ class SourceLoc:
     line: int
     func: str = ""
     _hash: int = field(default=0, init=False, repr=False, compare=False)
+    _var: str | None = field(default=None, init=False, repr=False, compare=False)  # see name_from_source
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_hash", hash((self.file, self.line, self.func)))
@@ -80,16 +81,16 @@ def is_internal_file(filename: str) -> bool:
 
 
 _ASSIGN = __import__("re").compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[.*\])?\s*(?::[^=]*)?=(?!=)")
-_name_cache: dict[SourceLoc, str] = {}
 
 
 def name_from_source(loc: SourceLoc) -> str:
-    """The variable a tensor is assigned to on its source line ("" if none), for readable names."""
-    hit = _name_cache.get(loc)
+    """The variable a tensor is assigned to on its source line ("" if none), for readable names (kept with the
+    location: allocations inside loops ask again and again)."""
+    hit = loc._var
     if hit is None:
         import linecache
 
         m = _ASSIGN.match(linecache.getline(loc.file, loc.line))
         hit = m.group(1) if m else ""
-        _name_cache[loc] = hit
+        object.__setattr__(loc, "_var", hit)
     return hit

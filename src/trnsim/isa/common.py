@@ -404,9 +404,11 @@ def emit(
     accumulate: bool = False,
     produced: Tensor | None = None,
     raw: np.ndarray | None = None,
+    run: Run | None = None,
 ) -> Instruction:
-    """Append an instruction record to the current run's stream."""
-    run = current()
+    """Append an instruction record to the current run's stream (`run`: the current run, when the caller has it)."""
+    if run is None:
+        run = current()
     # views are kept only for the race checks of enclosing affine loops (Run.emit drops them after those)
     keep = run.check_races and run.affine_loops() is not None
     wacc = []

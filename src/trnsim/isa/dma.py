@@ -170,8 +170,8 @@ def dma_copy(
         [dst],
         partitions=parts,
         free=free,
-        in_dtype=src.dtype,
-        out_dtype=dst.dtype,
+        in_dtype=src.storage.dtype,
+        out_dtype=dst.storage.dtype,
         attrs={
             "bytes": nbytes,
             "queue": q,
@@ -183,6 +183,7 @@ def dma_copy(
             "src_is_param": src.storage.is_param,
             "desc_bytes": desc_bytes,
         },
+        run=run,
     )
 
 

@@ -213,8 +213,8 @@ def nc_matmul(
         flops=2 * k * m * n,
         partitions=k,
         free=n,
-        in_dtype=moving.dtype,
-        out_dtype=dst.dtype,
+        in_dtype=moving.storage.dtype,
+        out_dtype=dst.storage.dtype,
         attrs={
             "M": m,
             "K": k,
@@ -224,6 +224,7 @@ def nc_matmul(
             "stationary_id": id(stationary.storage),
         },
         accumulate=accumulate is not False,
+        run=run,
     )
 
 

@@ -185,7 +185,7 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, check_shapes: bool 
             vals = np.broadcast_to(vals, dshape) if vals.size != dst.size else vals.reshape(dshape)
         dst.write(vals, state=state)
     run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
-    prod.out_dtype = dst.dtype
+    prod.out_dtype = dst.storage.dtype
     value.producer = None
     return True
 
