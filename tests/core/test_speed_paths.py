@@ -606,3 +606,29 @@ def test_fresh_tiles_take_their_signature_from_the_layout():
     trnsim.simulate_kernel(k, np.ones((128, 64), np.float32))
     assert all(len(s) == 1 for s in seen.values())
     assert seen[("float32", "sbuf")] != seen[("tfloat32", "sbuf")] != seen[("float32", "psum")]
+
+
+def test_timing_only_tiles_of_one_layout_share_an_array():
+    """A timing-only run gives every plain tile of one layout the same (never read or written) array: the storages
+    stay distinct and every view keeps the box it has in a full simulation."""
+    seen = {}
+
+    def k(a, numerics):
+        out = nl.ndarray((128, 64), dtype=a.dtype, buffer=nl.shared_hbm)
+        for i in nl.affine_range(3):
+            t = nl.ndarray((128, 64), dtype=nl.float32, buffer=nl.sbuf)
+            t[...] = nl.load(a)
+            u = nl.exp(t[0:64, 8:24])
+            seen.setdefault(numerics, []).append(
+                (t.storage, t.mem, t[0:64, 8:24].region(), t[i : i + 5, 2:3].region(), u.region(), u.mem))
+        nl.store(out, value=t)
+        return out
+
+    a = np.ones((128, 64), np.float32)
+    trnsim.simulate_kernel(k, a, True)
+    trnsim.estimate(k, a, False, numerics=False)
+    full, timing_only = seen[True], seen[False]
+    assert [r[2:5] for r in full] == [r[2:5] for r in timing_only]
+    assert len({id(r[0]) for r in timing_only}) == 3  # distinct storages...
+    assert len({id(r[1]) for r in timing_only}) == 1 and len({id(r[5]) for r in timing_only}) == 1  # ...one array
+    assert len({id(r[1]) for r in full}) == 3 and timing_only[0][1].written is None

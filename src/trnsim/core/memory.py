@@ -215,7 +215,7 @@ class TileLayout:
     """What every plain on-chip tile (no block dims) of one shape, dtype and memory kind has in common, worked out
     once by `allocate_tile` instead of from each new array."""
 
-    __slots__ = ("shape", "dtype", "row_bytes", "full_box", "sigs")
+    __slots__ = ("shape", "dtype", "row_bytes", "full_box", "sigs", "no_values")
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.shape = shape
@@ -224,6 +224,7 @@ class TileLayout:
         self.full_box = (0, shape[0], 0, rb)  # region of the whole tile (see Tensor.region)
         # tensor class -> operand-check signature of a view of the whole tile (isa.common.check_key fills it)
         self.sigs: dict[type, int] = {}
+        self.no_values: Mem | None = None  # the arrays every tile of a timing-only run shares (see allocate_tile)
 
 
 _LAYOUTS: dict[tuple, TileLayout] = {}
@@ -314,10 +315,13 @@ def allocate_tile(
     loc: SourceLoc | None,
     core: int,
     poison: bool,
-    track_writes: bool,
+    numerics: bool,
 ) -> tuple[Storage, Mem, np.ndarray, np.ndarray | None]:
     """`allocate` for the common case of an on-chip tile without block dims whose shape is a tuple of ints (the result
-    tile of nearly every instruction): the same storage, arrays and fill, with less argument handling."""
+    tile of nearly every instruction): the same storage, arrays and fill, with less argument handling.
+
+    `numerics` False (a timing-only run: no value is ever read or written, no written state is kept): the tiles of
+    one layout share one array, which only gives their views their shapes and byte offsets."""
     key = (shape, dtype, buffer.kind)
     layout = _LAYOUTS.get(key)
     if layout is None:
@@ -328,14 +332,20 @@ def allocate_tile(
                 break
         if general:
             return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
-                            fill="poison" if poison else "empty", track_writes=track_writes)
+                            fill="poison" if poison else "empty", track_writes=numerics)
         if len(_LAYOUTS) >= 4096:
             _LAYOUTS.clear()
         layout = _LAYOUTS[key] = TileLayout(shape, dtype)
+    if not numerics:
+        mem = layout.no_values
+        if mem is None:
+            mem = layout.no_values = Mem(np.empty(shape, dtype=dtype), None)
+        data = mem.data
+        return Storage(data, buffer, name, loc, core, None, layout=layout, mem=mem), mem, data, None
     data = np.empty(shape, dtype=dtype)
     if poison:
         _poisoned(data)
-    written = state_array(shape, True, False) if track_writes else None
+    written = state_array(shape, True, False)
     mem = Mem(data, written)
     return Storage(data, buffer, name, loc, core, written, layout=layout, mem=mem), mem, data, written
 
