@@ -96,7 +96,6 @@ class Instruction:
         reads: list[Access],
         writes: list[Access],
         loc: SourceLoc,
-        *,
         spec: Any = None,
         flops: int = 0,
         partitions: int = 0,

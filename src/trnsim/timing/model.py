@@ -1455,6 +1455,8 @@ def _schedule(
         fl = flows_by_dom[dom]
         if not fl:
             return
+        # (a flow with a completion event already (proj >= 0) whose rate did not change keeps the event: `reschedule`
+        # would find that it still holds)
         if len(fl) == 1 and fl[0].cost <= 0:  # one transfer in flight (the common case): `_waterfill` inlined
             f = fl[0]
             f.rem -= f.rate * (t - f.t0)
@@ -1465,8 +1467,9 @@ def _schedule(
             hbm_used = r * f.h
             if hbm_used > hbm_cap > 0:
                 r *= hbm_cap / hbm_used
-            f.rate = r
-            reschedule(f, t)
+            if r != f.rate or f.proj < 0.0:
+                f.rate = r
+                reschedule(f, t)
             return
         for f in fl:
             if f.cost <= 0:
@@ -1483,21 +1486,27 @@ def _schedule(
             ra = a.cap if a.cap < share else share
             left = pipe_cap - ra
             rb = b.cap if b.cap < left else left
-            a.rate = ra
-            b.rate = rb
             hbm_used = ra * a.h + rb * b.h
             if hbm_used > hbm_cap > 0:
                 scale = hbm_cap / hbm_used
                 if a.h > 0:
-                    a.rate *= scale
+                    ra *= scale
                 if b.h > 0:
-                    b.rate *= scale
-            reschedule(fl[0], t)
-            reschedule(fl[1], t)
+                    rb *= scale
+            changed = (ra != a.rate or a.proj < 0.0, rb != b.rate or b.proj < 0.0)
+            a.rate = ra
+            b.rate = rb
+            f = fl[0]
+            if changed[f is b]:  # (in the order of `fl`, as the events' numbers break ties)
+                reschedule(f, t)
+            f = fl[1]
+            if changed[f is b]:
+                reschedule(f, t)
             return
+        old = [f.rate for f in fl]
         _waterfill(fl, pipe_cap, hbm_cap)
-        for f in fl:
-            if f.cost <= 0:
+        for f, r in zip(fl, old):
+            if f.cost <= 0 and (f.rate != r or f.proj < 0.0):
                 reschedule(f, t)
 
     # ------------------------------------------------------------------ main loop
