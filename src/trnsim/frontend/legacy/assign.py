@@ -47,15 +47,12 @@ def _dst_view(target: LegacyTensor, key: tuple, minfo) -> Tensor:
 
 
 def _fresh(value: Any, run) -> bool:
+    """Is `value` the result of the run's latest instruction (which can then write the destination directly)?"""
     prod = getattr(value, "producer", None)
-    return (
-        isinstance(value, Tensor)
-        and prod is not None
-        and run.stream
-        and run.stream[-1] is prod
-        and prod.writes
-        and prod.writes[0].storage is value.storage
-    )
+    if prod is None or not isinstance(value, Tensor):
+        return False
+    stream = run.stream
+    return bool(stream) and stream[-1] is prod and bool(prod.writes) and prod.writes[0].storage is value.storage
 
 
 def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc=None) -> None:
@@ -184,7 +181,7 @@ def _take_over(dst: Tensor, src: Tensor, value: Tensor, run, check_shapes: bool 
         if vshape != dshape:  # (a value to broadcast, or the same elements in another shape)
             vals = np.broadcast_to(vals, dshape) if vals.size != dst.size else vals.reshape(dshape)
         dst.write(vals, state=state)
-    run.retarget(prod, 0, Access(dst, keep_tensor=run.check_races and bool(run.loops)))
+    run.retarget(prod, 0, Access(dst, False, run.check_races and bool(run.loops)))  # (accumulate, keep_tensor)
     prod.out_dtype = dst.storage.dtype
     value.producer = None
     return True
@@ -329,7 +326,7 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
                 prev = dst.read_fp32()
                 written = dst.wmask != 0 if dst.index is None else (dst.wmask[dst.index] != 0)
                 dst.write(np.where(written, prev + vals, vals), state=WRITTEN | ACC_OPEN)
-        run.retarget(prod, 0, Access(dst, accumulate=True, keep_tensor=run.check_races and bool(run.loops)))
+        run.retarget(prod, 0, Access(dst, True, run.check_races and bool(run.loops)))  # (accumulate, keep_tensor)
         value.producer = None
     else:
         from . import language as nl
