@@ -324,7 +324,7 @@ def ladder_report(res: dict[str, dict]) -> list[dict]:
 
 
 # ============================================================================================ speed
-SPEED_REPEATS = 3
+SPEED_REPEATS = 5
 
 
 def _speed_cases() -> list[tuple]:
@@ -392,7 +392,7 @@ def measure_speed(repeats: int = SPEED_REPEATS) -> list[dict]:
             _, rec = k.launch(*arrays)
             t_full = min(t_full, time.perf_counter() - t0)
             t0 = time.perf_counter()
-            est_full = schedule(rec.stream, rec.arch)
+            est_full = schedule(rec.stream, rec.arch, rec.uses)  # (as `estimate` does after a launch)
             t_model = min(t_model, time.perf_counter() - t0)
             t0 = time.perf_counter()
             est_only = trnsim.estimate(kernel, *placeholders, target=target)
@@ -422,21 +422,27 @@ def speed_section(speed: list[dict], machine: str) -> list[str]:
         "  the front ends with shape, buffer and dtype checks but no numerics, plus the timing pass.",
         "",
         "Targets: timing-only at least 5x faster than full simulation; the timing pass adds at most 30% to it.",
+        "Two speed-ups are shown: against the full simulation alone (`launch`, the stricter one), and against the",
+        "estimate the same call gives from real arrays (`trnsim.estimate(kernel, *arrays)`: full simulation + timing",
+        "pass), which is what a timing-only estimate replaces.",
         "",
         "| kernel | instructions | full simulation | timing pass (per instruction) | full + timing pass | model overhead "
-        "| timing-only | timing-only speed-up | bound with a free timing pass | same prediction |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| timing-only | speed-up vs full simulation | speed-up vs estimate from arrays | bound with a free timing pass "
+        "| same prediction |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in speed:
         full, model, only, n = r["full_s"], r["model_s"], r["timing_only_s"], r["instructions"]
         front = max(only - model, 1e-9)  # the front end without numerics: the part both modes run
         lines.append(
             f"| {r['kernel']} | {n} | {full:.3f} s | {model:.3f} s ({1e6 * model / n:.1f} us) | {full + model:.3f} s "
-            f"| +{100 * model / full:.0f}% | {only:.3f} s | {full / only:.1f}x | {full / front:.1f}x | "
-            f"{'yes' if r['same_prediction'] else 'NO'} |"
+            f"| +{100 * model / full:.0f}% | {only:.3f} s | {full / only:.1f}x | {(full + model) / only:.1f}x "
+            f"| {full / front:.1f}x | {'yes' if r['same_prediction'] else 'NO'} |"
         )
     met = [r["kernel"].split()[0] for r in speed if r["full_s"] / r["timing_only_s"] >= 5.0]
     missed = [r["kernel"].split()[0] for r in speed if r["full_s"] / r["timing_only_s"] < 5.0]
+    missed_est = [r["kernel"].split()[0] for r in speed
+                  if (r["full_s"] + r["model_s"]) / r["timing_only_s"] < 5.0]
     per_pass = [1e6 * r["model_s"] / r["instructions"] for r in speed]
     per_front = [1e6 * max(r["timing_only_s"] - r["model_s"], 0.0) / r["instructions"] for r in speed]
     worst = max(100 * r["model_s"] / r["full_s"] for r in speed)
@@ -450,8 +456,9 @@ def speed_section(speed: list[dict], machine: str) -> list[str]:
         f"instruction (running the kernel's Python, subscripts, checks, tiles, records: {min(per_front):.0f}-"
         f"{max(per_front):.0f} us here) plus",
         "the timing pass. The speed-up is therefore set by how much arithmetic each instruction carries in a full",
-        "simulation: " + (f"{', '.join(met)} meet{'s' if len(met) == 1 else ''} the 5x target" if met else
-                          "no kernel here meets the 5x target") + ("; in" if missed else "."),
+        "simulation: " + (f"{', '.join(met)} meet{'s' if len(met) == 1 else ''} the 5x target against the full "
+                          "simulation alone" if met else "no kernel here meets the 5x target against the full "
+                          "simulation alone") + ("; in" if missed else "."),
     ]
     if missed:
         lines += [
@@ -461,6 +468,9 @@ def speed_section(speed: list[dict], machine: str) -> list[str]:
             "timing pass cost nothing; where that bound is near or below 5x, meeting the target takes a faster front end",
             "(fewer Python steps per API call), not a faster model.",
         ]
+    lines.append("Against the estimate from arrays, " + (
+        "every kernel here meets the 5x target." if not missed_est else
+        f"{', '.join(missed_est)} {'does' if len(missed_est) == 1 else 'do'} not meet the 5x target."))
     lines.append("")
     return lines
 
