@@ -38,13 +38,17 @@ class Access:
     def __init__(self, tensor: Tensor, accumulate: bool = False, keep_tensor: bool = False) -> None:
         st = tensor.storage
         self.storage: Storage = st
-        shape = tensor.array.shape if tensor.index is None else tensor.shape
+        dt = st.dtype
+        if tensor.index is None:
+            arr = tensor.array
+            self.shape = arr.shape
+            self.nbytes = arr.size * dt.itemsize
+        else:
+            shape = self.shape = tensor.shape
+            self.nbytes = math.prod(shape) * dt.itemsize
         r = tensor._reg  # the view's cached box (Tensor.region computes it once per view)
         self.p_lo, self.p_hi, self.f_lo, self.f_hi = r if r is not None else tensor.region()
-        self.shape = shape
-        dt = st.dtype
         self.dtype = dt
-        self.nbytes = math.prod(shape) * dt.itemsize
         self.accumulate = accumulate
         self.tensor = tensor if keep_tensor else None
 
