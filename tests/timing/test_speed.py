@@ -99,3 +99,16 @@ def test_timing_only_runs_touch_no_tensor_memory():
     grown = _peak_rss_mib() - before
     assert est.total_ns > 0 and len(est.timings) == 3
     assert grown < 256, f"the timing-only run raised the peak resident size by {grown:.0f} MiB"
+
+
+def test_estimates_build_their_records_on_first_read_and_pickle_with_them():
+    """The per-instruction records are built when first read; an estimate pickled before that carries them."""
+    import pickle
+
+    est = trnsim.estimate(first_tile, tensor[[128, 512], F32], target="trn2")
+    est.extra.pop("launch")
+    copy = pickle.loads(pickle.dumps(est))
+    assert [(t.start, t.end, t.wait_on, t.queue) for t in copy.timings] == [
+        (t.start, t.end, t.wait_on, t.queue) for t in est.timings
+    ]
+    assert len(est.timings) == 3 and est.timings is est.timings

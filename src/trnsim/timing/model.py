@@ -39,6 +39,7 @@ import math
 import operator
 from bisect import insort
 from collections import deque
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any, NamedTuple
 
@@ -136,7 +137,7 @@ class Estimate:
         self,
         arch: Arch,
         total_ns: float,
-        timings: list[Timed],
+        timings: list[Timed] | Callable[[], list[Timed]],
         engine_busy_ns: dict[str, float] | None = None,
         dma_bytes: int = 0,
         hbm_bytes: int = 0,
@@ -144,9 +145,13 @@ class Estimate:
         critical_path: list[int] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """`timings`: the per-instruction records, or a function building them when they are first read (a caller
+        after the latency alone, such as nki.benchmark or a parameter sweep, never pays for them)."""
         self.arch = arch
         self.total_ns = total_ns
-        self.timings = timings
+        self._timings: list[Timed] | None = None
+        self._build_timings: Callable[[], list[Timed]] | None = None
+        self.timings = timings  # type: ignore[assignment]
         self.engine_busy_ns = engine_busy_ns or {}
         self.dma_bytes = dma_bytes
         self.hbm_bytes = hbm_bytes
@@ -157,6 +162,27 @@ class Estimate:
         self.idle: dict[str, dict[tuple, float]] = {}
         self.dma_active_ns = 0.0
         self.cores = 1
+
+    @property
+    def timings(self) -> list[Timed]:
+        """Per-instruction records (positions of the launch's stream), see `Timed`."""
+        t = self._timings
+        if t is None:
+            t = self._timings = self._build_timings() if self._build_timings is not None else []
+            self._build_timings = None
+        return t
+
+    @timings.setter
+    def timings(self, value: list[Timed] | Callable[[], list[Timed]]) -> None:
+        if callable(value):
+            self._timings, self._build_timings = None, value
+        else:
+            self._timings, self._build_timings = value, None
+
+    def __getstate__(self) -> dict[str, Any]:  # (pickling: the records themselves, not the function building them)
+        state = dict(self.__dict__)
+        state["_timings"], state["_build_timings"] = self.timings, None
+        return state
 
     # ------------------------------------------------------------------ derived metrics
     @property
@@ -1744,7 +1770,9 @@ def _schedule(
             last_end[rid] = max(last_end[rid], st + cost)
 
     done_n = done[:n]
-    timings = _timings(start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of)
+    def timings() -> list[Timed]:
+        return _timings(start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of)
+
     total = (max(done_n) + arch.launch_overhead_ns) if n else 0.0
     for (eng, key), v in zip(idle_keys, idle_ns):
         d = idle.get(eng)
