@@ -125,6 +125,26 @@ def _timings(
     return out
 
 
+class _BuiltOnRead:
+    """An `Estimate` attribute that may be set to a function building its value: the function is called when the
+    attribute is first read, so a caller after the latency alone (nki.benchmark, parameter sweeps) never pays for
+    the explanation records."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = "_" + name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.field]
+        if callable(value):
+            value = obj.__dict__[self.field] = value()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.field] = value
+
+
 class Estimate:
     """Result of the timing pass for one launch.
 
@@ -149,9 +169,7 @@ class Estimate:
         after the latency alone, such as nki.benchmark or a parameter sweep, never pays for them)."""
         self.arch = arch
         self.total_ns = total_ns
-        self._timings: list[Timed] | None = None
-        self._build_timings: Callable[[], list[Timed]] | None = None
-        self.timings = timings  # type: ignore[assignment]
+        self.timings = timings
         self.engine_busy_ns = engine_busy_ns or {}
         self.dma_bytes = dma_bytes
         self.hbm_bytes = hbm_bytes
@@ -159,30 +177,16 @@ class Estimate:
         self.critical_path = critical_path or []
         self.extra = extra or {}
         self.pe_flops = flops  # all PE-array flops incl. transposes (HFU)
-        self.idle: dict[str, dict[tuple, float]] = {}
+        self.idle = {}
         self.dma_active_ns = 0.0
         self.cores = 1
 
-    @property
-    def timings(self) -> list[Timed]:
-        """Per-instruction records (positions of the launch's stream), see `Timed`."""
-        t = self._timings
-        if t is None:
-            t = self._timings = self._build_timings() if self._build_timings is not None else []
-            self._build_timings = None
-        return t
+    timings = _BuiltOnRead()  # per-instruction records (positions of the launch's stream), see `Timed`
+    idle = _BuiltOnRead()  # per engine: idle time by cause ((kind, producer, description, location) -> ns)
 
-    @timings.setter
-    def timings(self, value: list[Timed] | Callable[[], list[Timed]]) -> None:
-        if callable(value):
-            self._timings, self._build_timings = None, value
-        else:
-            self._timings, self._build_timings = value, None
-
-    def __getstate__(self) -> dict[str, Any]:  # (pickling: the records themselves, not the function building them)
-        state = dict(self.__dict__)
-        state["_timings"], state["_build_timings"] = self.timings, None
-        return state
+    def __getstate__(self) -> dict[str, Any]:  # (pickling: the values, not the functions building them)
+        self.timings, self.idle  # noqa: B018 (reading them builds them)
+        return dict(self.__dict__)
 
     # ------------------------------------------------------------------ derived metrics
     @property
@@ -1202,7 +1206,9 @@ def _schedule(
     last_stationary: dict[int, Any] = {}
 
     busy: dict[str, float] = {}
-    idle: dict[str, dict[tuple, float]] = {}
+    # engines' idle gaps, (resource, instruction, ns, waited, first on its resource) or (-1, engine, ns, key, _) for a
+    # barrier's cross-core wait, booked to their causes when the breakdown is first read (`idle_breakdown`)
+    gaps: list[tuple] = []
     dma_intervals: dict[int, list[tuple[float, float]]] = {}
     dma_bytes = hbm_bytes = 0
     flops = pe_flops = 0
@@ -1361,9 +1367,9 @@ def _schedule(
         idle_ns[slot] += gap
         return slot
 
-    def record_idle(rid: int, i: int, gap: float, waited: bool) -> None:
+    def record_idle(rid: int, i: int, gap: float, waited: bool, first: bool) -> None:
         """Book an engine's idle gap before instruction i to its cause (the dependency that released i, when it
-        `waited` for one)."""
+        `waited` for one; `first`: i is the first instruction its resource runs)."""
         if waited:
             kind = bind_kind[i]
             pb = bind[i]
@@ -1372,7 +1378,7 @@ def _schedule(
                 pb = pb2 if 0 <= pb2 < n else -1
             code = pb * 8 + kind if pb >= 0 else -1 - kind
         else:
-            code = -20 if last_of[rid] < 0 else -21
+            code = -20 if first else -21
         codes = idle_code[rid]
         slot = codes.get(code)
         if slot is not None:
@@ -1683,7 +1689,7 @@ def _schedule(
                 if not attrs.get("transpose"):
                     flops += ins.flops
         if st - ft > 1e-9:
-            record_idle(rid, i, st - ft, waited)
+            gaps.append((rid, i, st - ft, waited, last_of[rid] < 0))  # booked by `idle_breakdown`
         if barrier_of and i in barrier_of:
             gk = barrier_of[i]
             arr = barrier_arrived.setdefault(gk, [])
@@ -1712,7 +1718,7 @@ def _schedule(
                 if cross:
                     li = stream[last_i]
                     ik = ("barrier", f"core {li.core} {li.engine}", describe(li), li.loc)
-                    add_idle(stream[j].engine, ik, t_all - sj)
+                    gaps.append((-1, stream[j].engine, t_all - sj, ik, False))  # (booked as it is)
                 blocked[rj] = False
                 free_t[rj] = end[j]
                 last_end[rj] = max(last_end[rj], end[j])
@@ -1774,19 +1780,30 @@ def _schedule(
         return _timings(start, end, wait_on, wait_ns_of, queue_of, done_n, issue_t, reason_of)
 
     total = (max(done_n) + arch.launch_overhead_ns) if n else 0.0
-    for (eng, key), v in zip(idle_keys, idle_ns):
-        d = idle.get(eng)
-        if d is None:
-            d = idle[eng] = {}
-        d[key] = v
-    # tail idle: engines that finished early wait for the kernel's end
-    for rid, rk in enumerate(res_keys):
-        if rk[1] == "DMA" or not olen[rid]:
-            continue
-        gap = total - last_end[rid]
-        if gap > 1e-9:
-            d = idle.setdefault(rk[1], {})
-            d[("end", "", "", None)] = d.get(("end", "", "", None), 0.0) + gap
+
+    def idle_breakdown() -> dict[str, dict[tuple, float]]:
+        """The idle gaps booked to their causes, in the order they occurred."""
+        idle: dict[str, dict[tuple, float]] = {}
+        for rid, i, gap, a, b in gaps:
+            if rid < 0:
+                add_idle(i, a, gap)
+            else:
+                record_idle(rid, i, gap, a, b)
+        for (eng, key), v in zip(idle_keys, idle_ns):
+            d = idle.get(eng)
+            if d is None:
+                d = idle[eng] = {}
+            d[key] = v
+        # tail idle: engines that finished early wait for the kernel's end
+        for rid, rk in enumerate(res_keys):
+            if rk[1] == "DMA" or not olen[rid]:
+                continue
+            gap = total - last_end[rid]
+            if gap > 1e-9:
+                d = idle.setdefault(rk[1], {})
+                d[("end", "", "", None)] = d.get(("end", "", "", None), 0.0) + gap
+        return idle
+
     dma_active = 0.0
     for ivs in dma_intervals.values():
         ivs.sort()
@@ -1805,7 +1822,7 @@ def _schedule(
     est = Estimate(arch, total, timings, busy, dma_bytes, hbm_bytes, flops)
     est.pe_flops = pe_flops
     est.cores = len(cores) or 1
-    est.idle = idle
+    est.idle = idle_breakdown
     est.dma_active_ns = dma_active
     est.extra["cores"] = est.cores
     est.extra["dma_queues"] = sorted({q for q in queue_of if q})
