@@ -189,9 +189,10 @@ class LegacyTensor(Tensor):
             t._off, t._reg, t._sig = self._off, self._reg, self._sig
             return t
         if type(key) is tuple:  # the common subscripts skip the general analysis below:
-            view = self._sliced(key)  # slices `a:b` / `:` in bounds
-            if view is not None:
-                return view
+            if key and type(key[0]) is slice:
+                view = self._sliced(key)  # slices `a:b` / `:` in bounds
+                if view is not None:
+                    return view
             for k in key:  # plain slices and ints
                 tk = type(k)
                 if tk is not slice and tk is not int:
