@@ -34,6 +34,7 @@ class Tensor:
         "_off",
         "_sig",
         "_memo",
+        "_inplace_done",
         "__weakref__",
     )
 
@@ -57,6 +58,9 @@ class Tensor:
         self._off = None  # byte offset of `array` in the storage's data when known (saves a pointer lookup)
         self._sig = None  # check-cache signature of this view (isa.common.check_key), computed on first use
         self._memo = None  # (subscript, view): the last plain subscript of this tensor a front end resolved
+        # `t[k] op= v` already applied (Python's follow-up `t[k] = view` is then a no-op; legacy front end). A plain
+        # field, not left unset: reading an unset slot raises inside getattr (about half a microsecond)
+        self._inplace_done = False
 
     # ----------------------------------------------------------------- basic properties
     @property

@@ -180,7 +180,7 @@ _assign_module = lazy_module(__package__ + ".assign")
 class LegacyTensor(Tensor):
     """Tensor handle of the legacy API (HBM parameters, SBUF/PSUM tiles)."""
 
-    __slots__ = ("_inplace_done",)
+    __slots__ = ()
 
     # ----------------------------------------------------------------- subscripts
     def __getitem__(self, key: Any) -> Any:
