@@ -183,9 +183,10 @@ class Estimate:
 
     timings = _BuiltOnRead()  # per-instruction records (positions of the launch's stream), see `Timed`
     idle = _BuiltOnRead()  # per engine: idle time by cause ((kind, producer, description, location) -> ns)
+    critical_path = _BuiltOnRead()  # stream positions of the chain of binding constraints that ends last
 
     def __getstate__(self) -> dict[str, Any]:  # (pickling: the values, not the functions building them)
-        self.timings, self.idle  # noqa: B018 (reading them builds them)
+        self.timings, self.idle, self.critical_path  # noqa: B018 (reading them builds them)
         return dict(self.__dict__)
 
     # ------------------------------------------------------------------ derived metrics
@@ -1826,7 +1827,7 @@ def _schedule(
     est.dma_active_ns = dma_active
     est.extra["cores"] = est.cores
     est.extra["dma_queues"] = sorted({q for q in queue_of if q})
-    est.critical_path = _critical_path(done_n, crit, n, bind)
+    est.critical_path = lambda: _critical_path(done_n, crit, n, bind)  # (found when first read)
     return est
 
 
