@@ -411,14 +411,20 @@ def emit(
         run = current()
     # views are kept only for the race checks of enclosing affine loops (Run.emit drops them after those)
     keep = run.check_races and run.affine_loops() is not None
-    if run.numerics:
-        for t in writes:
-            if t is not None:
+    numerics = run.numerics
+    # (loops, not comprehensions: a comprehension is a function call of its own, for one or two operands)
+    wacc = []
+    for t in writes:
+        if t is not None:
+            if numerics:
                 mem = t.mem
                 if mem is not None and mem.shadow is not None:
                     mem.shadow = None  # belt and braces: every writer's data change drops the fp32 copy
-    wacc = [Access(t, accumulate, keep) for t in writes if t is not None]
-    racc = [Access(t, False, keep) for t in reads if t is not None]
+            wacc.append(Access(t, accumulate, keep))
+    racc = []
+    for t in reads:
+        if t is not None:
+            racc.append(Access(t, False, keep))
     # (positional: keyword arguments cost a quarter of a microsecond per record)
     instr = Instruction(
         engine or s.engine, s.opcode, racc, wacc, loc, s, flops, partitions, free, in_dtype, out_dtype, attrs
