@@ -571,6 +571,9 @@ def test_sliced_views_match_the_general_subscript_path():
                 assert fast.array.__array_interface__["data"] == slow.array.__array_interface__["data"]
                 assert fast.wmask.__array_interface__["data"] == slow.wmask.__array_interface__["data"]
                 assert fast._off == slow._off and fast.region() == slow.region(), key
+                again = parent._sliced(key)  # (a two-slice key: the view kept by its bounds)
+                assert again is not fast and again.array.shape == fast.array.shape and again.region() == fast.region()
+                assert again._sig == fast._sig and not again._inplace_done
                 checked += 1
     assert checked > 300 and rejected > 300, (checked, rejected)
 

@@ -35,6 +35,7 @@ class Tensor:
         "_sig",
         "_memo",
         "_inplace_done",
+        "_slices",
         "__weakref__",
     )
 
@@ -61,6 +62,7 @@ class Tensor:
         # `t[k] op= v` already applied (Python's follow-up `t[k] = view` is then a no-op; legacy front end). A plain
         # field, not left unset: reading an unset slot raises inside getattr (about half a microsecond)
         self._inplace_done = False
+        self._slices: dict | None = None  # views of two-slice subscripts by their bounds (legacy front end)
 
     # ----------------------------------------------------------------- basic properties
     @property

@@ -220,7 +220,32 @@ class LegacyTensor(Tensor):
     def _sliced(self, key: tuple) -> LegacyTensor | None:
         """`self[key]` for a tuple of in-bounds `a:b` / `:` slices (the HBM tiles of nearly every load and store), or
         None for any other subscript. One pass does what `_check_basic`, `_keep_free_dims` (no integer to keep a
-        dimension for) and `basic_view` do for such a key: bounds, the view, and its byte offset in the storage."""
+        dimension for) and `basic_view` do for such a key: bounds, the view, and its byte offset in the storage.
+
+        Loops slice the same tensor with the same few bounds again and again (`lhsT[k * 128:(k + 1) * 128, ...]` for
+        every n): a two-slice key's first view is kept by its bounds (`_slices`), and a later one is a new tensor on
+        the same arrays, with the box and check signature the first has found by then."""
+        if len(key) == 2:
+            k0, k1 = key
+            if type(k1) is slice:  # (the caller checked k0)
+                bounds = (k0.start, k0.stop, k0.step, k1.start, k1.stop, k1.step)
+                views = self._slices
+                if views is None:
+                    views = self._slices = {}
+                else:
+                    first = views.get(bounds)
+                    if first is not None:
+                        t = self.same_kind(self.storage, first.array, first.wmask)
+                        t._off, t._reg, t._sig = first._off, first._reg, first._sig
+                        return t
+                t = self._slice_view(key)
+                if t is not None and len(views) < 1024:
+                    views[bounds] = t
+                return t
+        return self._slice_view(key)
+
+    def _slice_view(self, key: tuple) -> LegacyTensor | None:
+        """`_sliced` without the kept views."""
         arr = self.array
         shape = arr.shape
         if self.index is not None or len(key) > len(shape):
