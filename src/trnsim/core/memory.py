@@ -323,14 +323,17 @@ def allocate_tile(
     `numerics` False (a timing-only run: no value is ever read or written, no written state is kept): the tiles of
     one layout share one array, which only gives their views their shapes and byte offsets."""
     key = (shape, dtype, buffer.kind)
-    layout = _LAYOUTS.get(key)
+    try:
+        layout = _LAYOUTS.get(key)
+    except TypeError:  # (an unhashable shape, such as a list: the general path below)
+        layout = None
     if layout is None:
         general = not _tuned or not shape
         for n in shape:
             if type(n) is not int or n <= 0:
                 general = True
                 break
-        if general:
+        if general or type(shape) is not tuple:
             return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
                             fill="poison" if poison else "empty", track_writes=numerics)
         if len(_LAYOUTS) >= 4096:
