@@ -97,8 +97,12 @@ class IndexExpr:
 
     # ---- affine arithmetic
     def _combine(self, other: Any, sign: int) -> IndexExpr:
-        if _is_int(other):
-            return IndexExpr(dict(self.terms), self.const + sign * int(other), self.ndim)
+        if type(other) is int or _is_int(other):
+            # (`k * 128 + i.p` in a loop: the same terms and structure, another constant; expressions are never
+            # modified, so the new one shares them)
+            e = IndexExpr(self.terms, self.const + sign * int(other), self.ndim)
+            e._structure = self._structure
+            return e
         if isinstance(other, IndexExpr):
             terms = dict(self.terms)
             for v, c in other.terms.items():
