@@ -77,7 +77,7 @@ class Mem:
     `shadow`: an fp32 copy of `data` for low-precision tiles that are read many times (matmul operands),
     dropped by every write into the storage (`invalidate`)."""
 
-    __slots__ = ("data", "written", "full", "shadow", "hits", "__weakref__")
+    __slots__ = ("data", "written", "full", "shadow", "hits", "views", "__weakref__")
 
     def __init__(self, data: np.ndarray, written: np.ndarray | None) -> None:
         self.data = data
@@ -85,6 +85,7 @@ class Mem:
         self.full = False
         self.shadow: np.ndarray | None = None
         self.hits = 0  # fp32 reads of part of the data since the last write (see Tensor.read_fp32_shadowed)
+        self.views: dict[int, tuple] | None = None  # the arrays built from view recipes (Tensor.from_recipe)
 
     def invalidate(self) -> None:
         """The data changed: drop the fp32 shadow."""

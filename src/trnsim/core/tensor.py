@@ -204,16 +204,28 @@ class Tensor:
         """The view described by `view_recipe` (this tensor must be the same whole-storage tensor layout)."""
         cls, off, shape, strides, writeable, wrec, box = recipe
         mem = self.mem
-        data = mem.data
-        arr = np.ndarray(shape, data.dtype, data, off, strides)
-        if not writeable:
-            arr.flags.writeable = False
-        wm = None
-        if wrec is not None:
-            woff, wshape, wstrides, wwriteable = wrec
-            wm = np.ndarray(wshape, np.uint8, mem.written, woff, wstrides)
-            if not wwriteable:
-                wm.flags.writeable = False
+        # the arrays built from this recipe on these arrays before (a loop rebuilds the same few views); kept with
+        # the arrays, keyed by the recipe's identity (an entry holds its recipe, so the id is not reused meanwhile)
+        views = mem.views
+        if views is None:
+            views = mem.views = {}
+        built = views.get(id(recipe))
+        if built is not None and built[0] is recipe:
+            arr, wm = built[1], built[2]
+        else:
+            data = mem.data
+            arr = np.ndarray(shape, data.dtype, data, off, strides)
+            if not writeable:
+                arr.flags.writeable = False
+            wm = None
+            if wrec is not None:
+                woff, wshape, wstrides, wwriteable = wrec
+                wm = np.ndarray(wshape, np.uint8, mem.written, woff, wstrides)
+                if not wwriteable:
+                    wm.flags.writeable = False
+            if len(views) >= 256:
+                views.clear()
+            views[id(recipe)] = (recipe, arr, wm)
         t = cls.__new__(cls)
         Tensor.__init__(t, self.storage, mem, arr, wm)
         t._off = off
