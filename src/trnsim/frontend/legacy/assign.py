@@ -55,6 +55,21 @@ def _fresh(value: Any, run) -> bool:
     return bool(stream) and stream[-1] is prod and bool(prod.writes) and prod.writes[0].storage is value.storage
 
 
+def _same_plain_tiles(dst: Any, value: Any) -> bool:
+    """Are `dst` and `value` whole-view legacy tiles of the same shape, without block dims, `value` unmasked? Then
+    `dst[...] = value` / `dst[...] += value` has no subscript to resolve, no mask to apply and no shapes to check."""
+    return (
+        type(value) is LegacyTensor
+        and type(dst) is LegacyTensor
+        and value.valid is None
+        and value.index is None
+        and dst.index is None
+        and value.storage.nblocks <= 1
+        and dst.storage.nblocks <= 1
+        and value.array.shape == dst.array.shape
+    )
+
+
 def _check_shapes(dst: Tensor, src_shape: tuple[int, ...], loc=None) -> None:
     """`loc` None: the kernel line is looked up only if the shapes do not fit (from the same call stack)."""
     ds, ss = tuple(dst.shape), tuple(src_shape)
@@ -86,18 +101,7 @@ def assign(target: LegacyTensor, key: tuple, value: Any) -> None:
         key = (key,)
     if len(key) == 1 and key[0] is Ellipsis:
         key = ()
-    if (
-        type(value) is LegacyTensor
-        and type(target) is LegacyTensor
-        and value.valid is None
-        and value.index is None
-        and target.index is None
-        and value.storage.nblocks <= 1
-        and target.storage.nblocks <= 1
-        and value.array.shape == target.array.shape
-        and _fresh(value, run)
-        and (not key or _selects_all(target, key))
-    ):
+    if _same_plain_tiles(target, value) and _fresh(value, run) and (not key or _selects_all(target, key)):
         # `t[...] = fresh result` of the same shape: what the general path below does (the destination and the
         # source are the whole tiles, no subscript to resolve, no mask, shapes match), without its analysis
         if _take_over(target, value, value, run):
@@ -302,15 +306,7 @@ def inplace(base: LegacyTensor, key: tuple, opname: str, value: Any) -> Any:
         and base.storage.buffer.kind == "psum"
     ):
         prod = value.producer
-        if (
-            not key
-            and minfo is NO_MASK
-            and type(value) is LegacyTensor
-            and base.index is None
-            and value.index is None
-            and base.storage.nblocks <= 1
-            and value.array.shape == base.array.shape
-        ):
+        if not key and _same_plain_tiles(base, value):
             dst, src = base, value  # `psum[...] += matmul` of the same shape: nothing to resolve or check
         else:
             dst = _dst_view(base, key, minfo)
