@@ -49,7 +49,8 @@ _loc_cache: dict[tuple[int, int], tuple[object, SourceLoc]] = {}
 def caller_location(skip: int = 1) -> SourceLoc:
     """Location of the innermost frame that is not trnsim code (kernel code, tests, scripts).
 
-    About a microsecond: a set lookup per trnsim frame, then one dict lookup per (code, bytecode offset). A code
+    About a third of a microsecond from an API function called by a kernel (measured): a set lookup per trnsim
+    frame, then one dict lookup per (code, bytecode offset). A code
     object is classified the first time it is seen (trnsim code: its id joins `_internal_ids`; other code: its
     locations join `_loc_cache`)."""
     frame = sys._getframe(skip)
