@@ -36,7 +36,7 @@ class StreamUses(NamedTuple):
     check and the timing pass (`trnsim.timing.model`) all need, found in one pass."""
 
     uses: dict[int, list[int]]  # on-chip storage id -> its positions, ascending (first / last use: [0] / [-1])
-    stor: dict[int, Any]  # on-chip storage id -> its Storage (both dicts in first-access order)
+    stor: dict[int, Storage]  # on-chip storage id -> its Storage (both dicts in first-access order)
     written: dict[int, int]  # id of every storage ever written -> the last position that writes it
     firsts: list[list[int] | None]  # per position: the on-chip storages first accessed there, or None
     blocks: bool  # does some on-chip storage have leading block dimensions?
@@ -45,7 +45,7 @@ class StreamUses(NamedTuple):
 
 def scan_uses(stream: list[Instruction]) -> StreamUses:
     """One pass over every access of the stream (see `StreamUses`)."""
-    stor: dict[int, Any] = {}
+    stor: dict[int, Storage] = {}
     written: dict[int, int] = {}
     # per storage: its positions (on-chip), or () for an HBM storage (skipped without looking at its kind again)
     seen: dict[int, Any] = {}

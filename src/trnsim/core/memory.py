@@ -329,12 +329,12 @@ def allocate_tile(
     except TypeError:  # (an unhashable shape, such as a list: the general path below)
         layout = None
     if layout is None:
-        general = not _tuned or not shape
+        general = not _tuned or type(shape) is not tuple or not shape
         for n in shape:
             if type(n) is not int or n <= 0:
                 general = True
                 break
-        if general or type(shape) is not tuple:
+        if general:
             return allocate(shape, dtype, buffer, name=name, loc=loc, core=core,
                             fill="poison" if poison else "empty", track_writes=numerics)
         if len(_LAYOUTS) >= 4096:
