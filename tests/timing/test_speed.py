@@ -107,6 +107,7 @@ def test_estimates_build_their_records_on_first_read_and_pickle_with_them():
 
     est = trnsim.estimate(first_tile, tensor[[128, 512], F32], target="trn2")
     est.extra.pop("launch")
+    assert all(callable(est.__dict__[f]) for f in ("_timings", "_idle", "_critical_path"))  # (not built yet)
     copy = pickle.loads(pickle.dumps(est))
     assert [(t.start, t.end, t.wait_on, t.queue) for t in copy.timings] == [
         (t.start, t.end, t.wait_on, t.queue) for t in est.timings
